@@ -1,0 +1,54 @@
+"""Settings. Every setting can come from the environment; nothing here does I/O.
+
+`load(overrides)` returns a plain dict for `app.config.from_mapping`. The embedded
+default is SQLite in the instance folder and one hub process; `DATABASE_URL` and
+`REDIS_URL` switch to PostgreSQL and to Redis as Socket.IO's message queue.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def _env(name: str, default: Any = None) -> Any:
+    return os.environ.get(f"DIEMCAU_{name}", os.environ.get(name, default))
+
+
+def _bool(value: Any) -> bool:
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "SECRET_KEY": _env("SECRET_KEY"),
+        #: SQLAlchemy URL; None means SQLite in the instance folder.
+        "SQLALCHEMY_DATABASE_URI": _env("DATABASE_URL"),
+        #: Redis URL for the Socket.IO message queue (several hub processes).
+        "REDIS_URL": _env("REDIS_URL"),
+        #: "gevent" (default: it holds the exam targets, see docs/benchmarks.md) or "eventlet".
+        "ASYNC_MODE": _env("ASYNC_MODE", "gevent"),
+        "BABEL_DEFAULT_LOCALE": "vi",
+        "BABEL_DEFAULT_TIMEZONE": "Asia/Ho_Chi_Minh",
+        #: seconds after a deadline during which answers already in flight are still taken.
+        "EXAM_GRACE_SECONDS": float(_env("EXAM_GRACE_SECONDS", 5)),
+        #: how long the answer writer waits to gather a batch before committing it.
+        "ANSWER_BATCH_WINDOW_MS": float(_env("ANSWER_BATCH_WINDOW_MS", 10)),
+        "ANSWER_BATCH_MAX": int(_env("ANSWER_BATCH_MAX", 500)),
+        #: the largest Socket.IO message the hub accepts, in bytes.
+        "MAX_SOCKET_MESSAGE": int(_env("MAX_SOCKET_MESSAGE", 64 * 1024)),
+        "MAX_CONTENT_LENGTH": int(_env("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)),
+        #: how often each hub process looks for exams to open and attempts to close.
+        "SCHEDULER_INTERVAL": float(_env("SCHEDULER_INTERVAL", 1.0)),
+        #: a learner counts as connected if seen within this many seconds.
+        "PRESENCE_TTL": float(_env("PRESENCE_TTL", 30)),
+        "PRESENCE_FLUSH_SECONDS": float(_env("PRESENCE_FLUSH_SECONDS", 5)),
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SECURE": _bool(_env("SESSION_COOKIE_SECURE", "0")),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "RUN_SCHEDULER": _bool(_env("RUN_SCHEDULER", "1")),
+    }
+    if overrides:
+        cfg.update(overrides)
+    return cfg

@@ -1,0 +1,58 @@
+"""Login sessions and the signed tokens that carry a login onto a socket."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from flask import Flask, current_app
+from flask_login import current_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from ..core.errors import Unauthenticated
+from ..extensions import db, login_manager
+from .models import User
+
+TOKEN_MAX_AGE = 24 * 3600
+
+
+def init_app(app: Flask) -> None:
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = "Vui lòng đăng nhập để tiếp tục."
+    login_manager.session_protection = "basic"
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> Optional[User]:
+    try:
+        return db.session.get(User, int(user_id))
+    except (TypeError, ValueError):
+        return None
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="socket-login")
+
+
+def socket_token(user: User) -> str:
+    return _serializer().dumps({"u": user.id})
+
+
+def user_from_token(token: Any) -> User:
+    if not isinstance(token, str) or len(token) > 512:
+        raise Unauthenticated("auth.bad_token", "Phiên đăng nhập không hợp lệ.")
+    try:
+        data = _serializer().loads(token, max_age=TOKEN_MAX_AGE)
+    except BadSignature:
+        raise Unauthenticated("auth.bad_token", "Phiên đăng nhập không hợp lệ hoặc đã hết hạn.") from None
+    user = db.session.get(User, data.get("u"))
+    if user is None or not user.active:
+        raise Unauthenticated("auth.bad_token", "Tài khoản không còn hoạt động.")
+    return user
+
+
+def socket_user(auth: Any) -> User:
+    """Who opens this socket: the HTTP login's cookie, or a token in the connect auth."""
+    if isinstance(auth, dict) and auth.get("token"):
+        return user_from_token(auth["token"])
+    if current_user.is_authenticated:
+        return current_user._get_current_object()
+    raise Unauthenticated()

@@ -1,0 +1,120 @@
+"""Socket.IO plumbing shared by every namespace.
+
+A handler returns a dict that becomes the ack. `SafeNamespace` turns a DomainError into
+`{"ok": false, "error": {"code", "message"}}`, refuses unknown events and oversize or
+malformed payloads, and never lets an exception kill the connection. Identity is set
+once on connect and kept in the socket's own server-side session (never Flask's
+session): handlers do not touch the database to learn who is speaking.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any, Optional
+
+from flask import current_app, request
+from flask_socketio import Namespace
+
+from .. import extensions
+from .errors import BadInput, DomainError, Unauthenticated
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Identity:
+    user_id: int
+    role: str
+    district_id: Optional[int]
+    bridge_point_id: Optional[int]
+
+
+def payload_size(data: Any) -> int:
+    try:
+        return len(json.dumps(data, ensure_ascii=False).encode())
+    except (TypeError, ValueError):
+        return 1 << 30
+
+
+def require_dict(data: Any, *required: str) -> dict:
+    if not isinstance(data, dict):
+        raise BadInput("payload.malformed", "Dữ liệu gửi lên phải là một đối tượng JSON.")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise BadInput("payload.missing_field", "Thiếu trường dữ liệu: " + ", ".join(missing))
+    return data
+
+
+def require_int(data: dict, key: str, *, allow_none: bool = False) -> Optional[int]:
+    value = data.get(key)
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadInput("payload.bad_field", f"Trường “{key}” phải là số nguyên.", field=key)
+    if not -(2**62) < value < 2**62:
+        raise BadInput("payload.bad_field", f"Trường “{key}” vượt quá giới hạn.", field=key)
+    return value
+
+
+class SafeNamespace(Namespace):
+    #: events a client may send here; anything else is refused with "event.unknown".
+    events: tuple[str, ...] = ()
+    #: the biggest payload an event here may carry, in bytes.
+    max_payload = 4096
+
+    def trigger_event(self, event: str, sid: str, *args: Any) -> Any:
+        if event in ("connect", "disconnect"):
+            handler = getattr(self, "on_" + event, None)
+            if handler is None:
+                return None
+            return self.socketio._handle_event(self._guarded(event, handler), event, self.namespace, sid, *args)
+        if event not in self.events:
+            return DomainError("event.unknown", "Sự kiện không được hỗ trợ.").to_ack()
+        if len(args) > 1 or any(payload_size(a) > self.max_payload for a in args):
+            return BadInput("payload.too_large", "Dữ liệu gửi lên quá lớn.").to_ack()
+        handler = getattr(self, "on_" + event.replace(".", "_"))
+        return self.socketio._handle_event(self._guarded(event, handler), event, self.namespace, sid, *args)
+
+    def _guarded(self, event: str, fn: Any) -> Any:
+        def run(*args: Any) -> Any:
+            try:
+                return fn(*args)
+            except DomainError as err:
+                extensions.db.session.rollback()
+                if event == "connect":
+                    from flask_socketio import ConnectionRefusedError
+
+                    raise ConnectionRefusedError(err.to_ack()["error"]) from None
+                return err.to_ack()
+            except Exception:  # the connection must outlive any bug in one handler
+                extensions.db.session.rollback()
+                if event in ("connect", "disconnect"):
+                    raise
+                log.exception("socket event %s failed", event)
+                return DomainError("server.error", "Có lỗi ở máy chủ, vui lòng thử lại.").to_ack()
+
+        return run
+
+    # identity ---------------------------------------------------------------
+    def set_identity(self, ident: Identity) -> None:
+        with extensions.socketio.server.session(request.sid, namespace=self.namespace) as s:
+            s["ident"] = asdict(ident)
+
+    def identity(self) -> Identity:
+        s = extensions.socketio.server.get_session(request.sid, namespace=self.namespace)
+        if not s or "ident" not in s:
+            raise Unauthenticated()
+        return Identity(**s["ident"])
+
+    def session_get(self, key: str, default: Any = None) -> Any:
+        s = extensions.socketio.server.get_session(request.sid, namespace=self.namespace)
+        return (s or {}).get(key, default)
+
+    def session_set(self, key: str, value: Any) -> None:
+        with extensions.socketio.server.session(request.sid, namespace=self.namespace) as s:
+            s[key] = value
+
+    @staticmethod
+    def config(key: str) -> Any:
+        return current_app.config[key]

@@ -1,0 +1,7 @@
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    from . import cli
+
+    app.cli.add_command(cli.demo)

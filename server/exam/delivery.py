@@ -1,0 +1,194 @@
+"""The answer writer: group commit, and the ack only after the commit.
+
+Each `answer.save` handler hands its answer to the writer and waits. The writer gathers
+what arrives within a few milliseconds, checks every attempt against the database under
+a row lock (status, deadline, pause), upserts the answers in one transaction, commits,
+and only then wakes the handlers, whose return value is the ack. A failed commit wakes
+them with an error, so the client keeps the answer in its queue and sends it again:
+nothing is acknowledged that is not on disk.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from flask import Flask
+
+from ..core.timeutil import now_utc
+from ..extensions import db, socketio
+from .models import OPEN_ATTEMPT, Answer, Attempt, AttemptStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PendingAnswer:
+    attempt_id: int
+    user_id: int
+    code_id: int
+    question_id: int
+    choice_id: Optional[int]
+    flagged: bool
+    seq: int
+    is_correct: bool
+    done: Any = None
+    result: Optional[dict] = None
+    queued_at: float = field(default_factory=time.monotonic)
+
+
+class AnswerWriter:
+    def __init__(self, app: Flask) -> None:
+        self._queue: Any = None
+        self._app = app
+        self.batches = 0
+
+    def _ensure_started(self) -> None:
+        if self._queue is None:
+            self._queue = socketio.server.eio.create_queue()
+            self._empty = socketio.server.eio.get_queue_empty_exception()
+            socketio.start_background_task(self._run)
+
+    def save(self, item: PendingAnswer, timeout: float = 15.0) -> dict:
+        """Queue one answer and wait until its batch is committed (or refused)."""
+        self._ensure_started()
+        item.done = socketio.server.eio.create_event()
+        self._queue.put(item)
+        if not item.done.wait(timeout):
+            return {"ok": False, "error": {"code": "server.busy", "message": "Máy chủ đang bận, câu trả lời sẽ được gửi lại."}}
+        return item.result or {"ok": False, "error": {"code": "server.error", "message": "Có lỗi ở máy chủ."}}
+
+    def _gather(self) -> list[PendingAnswer]:
+        cfg = self._app.config
+        batch = [self._queue.get()]
+        window = cfg["ANSWER_BATCH_WINDOW_MS"] / 1000.0
+        limit = cfg["ANSWER_BATCH_MAX"]
+        end = time.monotonic() + window
+        while len(batch) < limit:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                batch.append(self._queue.get(timeout=left))
+            except self._empty:
+                break
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._gather()
+            try:
+                with self._app.app_context():
+                    self._write(batch)
+                self.batches += 1
+            except Exception:
+                log.exception("answer batch of %d failed", len(batch))
+                with self._app.app_context():
+                    db.session.rollback()
+                    db.session.remove()
+                for item in batch:
+                    item.result = {"ok": False, "error": {"code": "server.retry", "message": "Chưa lưu được, đang gửi lại."}}
+            for item in batch:
+                item.done.set()
+
+    def _write(self, batch: list[PendingAnswer]) -> None:
+        grace = timedelta(seconds=self._app.config["EXAM_GRACE_SECONDS"])
+        ids = sorted({it.attempt_id for it in batch})
+        attempts = {
+            a.id: a
+            for a in db.session.scalars(
+                sa.select(Attempt).where(Attempt.id.in_(ids)).order_by(Attempt.id).with_for_update()
+            )
+        }
+        now = now_utc()
+        latest: dict[tuple[int, int], PendingAnswer] = {}
+        for it in batch:
+            attempt = attempts.get(it.attempt_id)
+            refusal = _refusal(attempt, it, now, grace)
+            if refusal:
+                it.result = {"ok": False, "error": refusal}
+                continue
+            key = (it.attempt_id, it.question_id)
+            if key not in latest or latest[key].seq <= it.seq:
+                latest[key] = it
+        if latest:
+            _upsert([latest[k] for k in latest], now)
+            starting = [a.id for a in attempts.values() if a.status == AttemptStatus.pending and any(k[0] == a.id for k in latest)]
+            if starting:
+                db.session.execute(
+                    sa.update(Attempt)
+                    .where(Attempt.id.in_(starting), Attempt.status == AttemptStatus.pending)
+                    .values(status=AttemptStatus.in_progress, started_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+        db.session.commit()
+        saved_ms = int(now.timestamp() * 1000)
+        for it in batch:
+            if it.result is None:
+                it.result = {"ok": True, "question_id": it.question_id, "seq": it.seq, "saved_ms": saved_ms}
+
+
+_REFUSALS = {
+    "attempt.closed": "Bài làm đã kết thúc, không nhận thêm câu trả lời.",
+    "exam.not_started": "Bài thi chưa bắt đầu.",
+    "attempt.paused": "Thời gian làm bài của bạn đang tạm dừng.",
+    "attempt.deadline_passed": "Đã hết giờ làm bài, câu trả lời không được ghi nhận.",
+}
+
+
+def _refusal(attempt: Optional[Attempt], it: PendingAnswer, now, grace) -> Optional[dict]:
+    if attempt is None or attempt.user_id != it.user_id:
+        return {"code": "attempt.not_yours", "message": "Bài làm này không phải của bạn."}
+    if attempt.code_id != it.code_id:
+        return {"code": "exam.unknown_code", "message": "Mã đề không khớp với bài làm."}
+    code = attempt.accepts_answers(now, grace)
+    if code:
+        return {"code": code, "message": _REFUSALS[code]}
+    return None
+
+
+def _upsert(items: list[PendingAnswer], now) -> None:
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    rows = [
+        {
+            "attempt_id": it.attempt_id,
+            "question_id": it.question_id,
+            "choice_id": it.choice_id,
+            "flagged": it.flagged,
+            "seq": it.seq,
+            "is_correct": it.is_correct,
+            "saved_at": now,
+        }
+        for it in items
+    ]
+    stmt = insert(Answer).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Answer.attempt_id, Answer.question_id],
+        set_={
+            "choice_id": stmt.excluded.choice_id,
+            "flagged": stmt.excluded.flagged,
+            "seq": stmt.excluded.seq,
+            "is_correct": stmt.excluded.is_correct,
+            "saved_at": stmt.excluded.saved_at,
+        },
+        # a resent older answer never overwrites a newer one.
+        where=Answer.seq <= stmt.excluded.seq,
+    )
+    db.session.execute(stmt)
+
+
+def writer() -> AnswerWriter:
+    """This app's writer (one per app, so tests that build several apps stay apart)."""
+    from flask import current_app
+
+    app = current_app._get_current_object()
+    if "answer_writer" not in app.extensions:
+        app.extensions["answer_writer"] = AnswerWriter(app)
+    return app.extensions["answer_writer"]

@@ -1,0 +1,49 @@
+"""What the hub pushes to learners and boards. Rooms: `exam:<id>`, `attempt:<id>`,
+`board:<id>`. Emits go through Socket.IO's message queue, so they reach sockets held by
+any hub process."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from ..core.timeutil import now_utc, to_ms
+from ..extensions import db, socketio
+from .models import Attempt, Exam
+from .operations import attempt_state
+from .papers import b64
+
+NS = "/exam"
+
+
+def exam_started(exam: Exam) -> None:
+    """The start: a tiny broadcast with the keys that unseal the papers sent ahead."""
+    payload = {
+        "exam_id": exam.id,
+        "server_ms": to_ms(now_utc()),
+        "deadline_ms": to_ms(exam.ends_at),
+        "keys": {str(c.id): b64(c.seal_key) for c in exam.codes},
+    }
+    socketio.emit("exam.start", payload, to=f"exam:{exam.id}", namespace=NS)
+    socketio.emit("board.changed", {"exam_id": exam.id}, to=f"board:{exam.id}", namespace="/board")
+
+
+def result_payload(attempt: Attempt, exam: Exam) -> dict:
+    out = attempt_state(attempt)
+    if exam.show_score and attempt.score is not None:
+        out.update(score=attempt.score, band=attempt.band, n_correct=attempt.n_correct, n_questions=exam.n_questions)
+    return out
+
+
+def attempts_closed(ids: list[int]) -> None:
+    rows = db.session.execute(sa.select(Attempt, Exam).join(Exam).where(Attempt.id.in_(ids))).all()
+    for attempt, exam in rows:
+        socketio.emit("attempt.closed", result_payload(attempt, exam), to=f"attempt:{attempt.id}", namespace=NS)
+
+
+def attempt_time(attempts: list[Attempt]) -> None:
+    for attempt in attempts:
+        socketio.emit("attempt.time", attempt_state(attempt) | {"server_ms": to_ms(now_utc())}, to=f"attempt:{attempt.id}", namespace=NS)
+
+
+def exam_closed(exam_id: int) -> None:
+    socketio.emit("exam.closed", {"exam_id": exam_id}, to=f"exam:{exam_id}", namespace=NS)
+    socketio.emit("board.changed", {"exam_id": exam_id, "closed": True}, to=f"board:{exam_id}", namespace="/board")
