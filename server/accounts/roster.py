@@ -42,8 +42,15 @@ class RosterRow:
     bridge_point_code: str
 
 
-def _district_key(name: str) -> str:
-    return _DISTRICT_PREFIX.sub("", fold(name))
+def _same_district(written: str, expected: str) -> bool:
+    """Equal with or without "Huyện"/"Thành phố"; both forms are tried because some names
+    start with what looks like a prefix ("Quan Hóa" is Huyện Quan Hóa, not Quận Hóa)."""
+
+    def forms(name: str) -> set[str]:
+        key = fold(name)
+        return {key, _DISTRICT_PREFIX.sub("", key)}
+
+    return bool(forms(written) & forms(expected))
 
 
 class _RosterChecker:
@@ -104,7 +111,7 @@ class _RosterChecker:
                 "Không có điểm cầu mã «%(code)s».", code=written))
             return None
         expected = self.districts[code]
-        if district and _district_key(district) != _district_key(expected):
+        if district and not _same_district(district, expected):
             self.report(number, "district", "district_mismatch", _(
                 "Điểm cầu %(code)s thuộc %(expected)s, không phải «%(district)s».",
                 code=code, expected=expected, district=district))

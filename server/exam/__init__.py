@@ -11,3 +11,8 @@ def init_app(app: Flask) -> None:
     socketio.on_namespace(ExamNamespace("/exam"))
     socketio.on_namespace(BoardNamespace("/board"))
     app.cli.add_command(cli.exam)
+    if app.config["RUN_SCHEDULER"]:
+        from .. import realtime
+        from . import ticker
+
+        realtime.on_serve(app, ticker.run)

@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
 
-from .common import ImportIssue, ImportResult, ParsedChoice, ParsedQuestion, ResultBuilder, normalize_text, shorten
+from .common import (
+    ImportIssue,
+    ImportResult,
+    ParsedChoice,
+    ParsedQuestion,
+    ResultBuilder,
+    normalize_text,
+    shorten,
+)
 
 _CHOICE = re.compile(r"^([A-Z])[).][ \t]?")
 _ANSWER = re.compile(r"^ANSWER\s*:", re.IGNORECASE)
@@ -75,8 +83,10 @@ class _AikenReader:
         if issue:
             self.out.issue(issue)
             return
-        choices = [ParsedChoice(text, label == letter[:1]) for label, text in zip(question.labels, question.choices)]
-        self.out.add(ParsedQuestion(self.topic, question.stem, choices, f"aiken:câu {self.number}"), question.line)
+        pairs = zip(question.labels, question.choices)
+        choices = [ParsedChoice(text, label == letter[:1]) for label, text in pairs]
+        source = f"aiken:câu {self.number}"
+        self.out.add(ParsedQuestion(self.topic, question.stem, choices, source), question.line)
 
     @staticmethod
     def _check(question: _Open, number: int, letter: str) -> ImportIssue | None:
@@ -92,7 +102,8 @@ class _AikenReader:
                 "Câu hỏi «%(stem)s» có hai phương án cùng một chữ cái.", stem=stem))
         if not letter or letter[:1] not in question.labels or (len(letter) > 1 and letter[1].isalnum()):
             return ImportIssue(number, None, "bad_answer_letter", _(
-                "Đáp án «%(letter)s» của câu hỏi «%(stem)s» không phải là một trong các phương án %(labels)s.",
+                "Đáp án «%(letter)s» của câu hỏi «%(stem)s» không phải là một trong các "
+                "phương án %(labels)s.",
                 letter=letter, stem=stem, labels=", ".join(question.labels)))
         return None
 

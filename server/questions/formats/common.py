@@ -173,12 +173,12 @@ def judge_fractions(fractions: list[float], single: bool) -> tuple[str, str] | N
     positive = [f for f in fractions if f > 0]
     if len(positive) == 1 and positive[0] >= 100:
         return None
-    if not single:
-        return ("unsupported_type", "multiresponse")
-    if any(0 < f < 100 for f in positive):
-        return ("unsupported_type", "partialcredit")
     if not positive:
         return ("missing_answer", "")
+    if not single:
+        return ("unsupported_type", "multiresponse")
+    if any(f < 100 for f in positive):
+        return ("unsupported_type", "partialcredit")
     return ("multiple_correct", "")
 
 
