@@ -66,6 +66,9 @@ def migrated_template(tmp_path_factory) -> Path:
     app = create_app(base_config(f"sqlite:///{path}", path.parent))
     with app.app_context():
         upgrade()
+        from server.extensions import db
+
+        db.engine.dispose()  # the last connection's close checkpoints the WAL into the file
     return path
 
 

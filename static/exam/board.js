@@ -192,7 +192,7 @@
     state.deadlineMs = data.deadline_ms;
     state.lastUpdate = Date.now();
     el.status.textContent = T.status[data.status] || data.status;
-    el.status.className = "status status-" + data.status;
+    el.status.className = "badge status status-" + data.status;
     el.deadline.textContent = data.deadline_ms ? fmtDateTime(data.deadline_ms) : "—";
     el.updated.textContent = fmtClock(serverNow());
     root.classList.remove("stale");

@@ -594,6 +594,7 @@ function show(phase) {
   S.phase = phase;
   for (const el of document.querySelectorAll('[data-screen]')) el.hidden = el.dataset.screen !== phase;
   byTestId('submit').hidden = phase !== 'answering';
+  byTestId('countdown').hidden = phase === 'result' || phase === 'error';
   document.body.dataset.phase = phase;
 }
 
@@ -837,7 +838,7 @@ function go(index) {
   S.index = Math.max(0, Math.min(S.paper.length - 1, index));
   store.set(KEYS.index, String(S.index));
   render();
-  byTestId('question').scrollIntoView({ block: 'start', behavior: 'instant' });
+  window.scrollTo({ top: 0, behavior: 'instant' });
 }
 
 // submission -------------------------------------------------------------------------

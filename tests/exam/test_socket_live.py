@@ -242,3 +242,21 @@ def test_the_hub_closes_attempts_at_the_deadline_and_scores_them(live, world):
     assert scores[world.learners[0].id] == 10.0
     assert scores[world.learners[1].id] == 0.0
     assert scores[world.learners[2].id] is None
+
+
+@pytest.mark.parametrize("mode", ["gevent", "eventlet"])
+def test_both_async_modes_serve_a_synchronized_exam(app, world, db_url, hub_factory, mode):
+    hub = hub_factory(db_url, mode=mode)
+    assert f"({mode})" in hub.log()
+    a = Learner(hub, socket_token_for(app, world.learners[0].id))
+    join = a.call("attempt.join", {"exam_id": world.exam.id})
+    open_exam(hub, world.exam.id)
+    start = a.wait_for("exam.start")
+    assert str(join["code"]["id"]) in start["keys"]
+    join = a.call("attempt.join", {"exam_id": world.exam.id})
+    q = join["paper"][0]
+    ack = a.call("answer.save", {"attempt_id": join["attempt"]["attempt_id"], "question_id": q["id"],
+                                 "choice_id": q["choices"][0]["id"], "seq": 1})
+    assert ack["ok"]
+    assert stored_answers(join["attempt"]["attempt_id"])[q["id"]].choice_id == q["choices"][0]["id"]
+    a.close()
