@@ -8,7 +8,7 @@ from flask_login import current_user
 
 from ..accounts.auth import socket_token
 from ..accounts.models import Role, User
-from ..core.errors import BadInput, DomainError
+from ..core.errors import BadInput, DomainError, Forbidden
 from ..core.permissions import require_cover, require_roles
 from ..core.timeutil import parse_local
 from ..extensions import db
@@ -20,6 +20,12 @@ from .papers import load_code
 
 bp = Blueprint("exam", __name__)
 STAFF = (Role.organizer, Role.proctor, Role.operator)
+
+
+def _require_province() -> None:
+    """Creating, scheduling and opening a province-wide exam is the province's call."""
+    if current_user.district_id is not None:
+        raise Forbidden("scope.province_only", _("Chỉ Ban Tổ chức cấp tỉnh mới thực hiện được thao tác này."))
 
 
 def _exam(exam_id: int) -> Exam:
@@ -45,6 +51,7 @@ def new():
         .group_by(Topic.id)
         .order_by(Topic.position, Topic.name)
     ).all()
+    _require_province()
     form = request.form
     if request.method == "POST":
         try:
@@ -107,6 +114,7 @@ def detail(exam_id: int):
 @bp.post("/exams/<int:exam_id>/schedule")
 @require_roles(Role.organizer)
 def schedule(exam_id: int):
+    _require_province()
     exam = _exam(exam_id)
     n = operations.schedule_exam(exam)
     db.session.commit()
@@ -117,6 +125,7 @@ def schedule(exam_id: int):
 @bp.post("/exams/<int:exam_id>/open")
 @require_roles(Role.organizer)
 def open_now(exam_id: int):
+    _require_province()
     _exam(exam_id)
     exam = operations.open_exam(exam_id)
     db.session.commit()
@@ -136,14 +145,15 @@ def adjust(exam_id: int):
     bp_id = _int(form.get("bridge_point_id", "") or "0", "bridge_point") or None
     attempt_id = None
     if form.get("personal_code", "").strip():
-        attempt_id = db.session.scalar(
-            sa.select(Attempt.id).join(User, User.id == Attempt.user_id).where(
+        target = db.session.scalar(
+            sa.select(Attempt).join(User, User.id == Attempt.user_id).where(
                 Attempt.exam_id == exam.id, User.personal_code == form["personal_code"].strip().upper()
             )
         )
-        if attempt_id is None:
+        if target is None:
             raise BadInput("adjust.unknown_learner", _("Không có học viên với mã cá nhân này trong bài thi."))
-        bp_id = None
+        require_cover(current_user, target.district_id, target.bridge_point_id)
+        attempt_id, bp_id = target.id, None
     if bp_id is not None:
         place = db.session.get(BridgePoint, bp_id)
         if place is None:

@@ -10,14 +10,24 @@ from ..extensions import db
 from .models import Choice, Question, Topic
 
 
+#: problems that concern one question only: with the organizer's consent, the other
+#: questions of the file are imported and these are listed as skipped.
+SKIPPABLE = {"unsupported_type", "duplicate_in_file", "already_in_bank"}
+
+
 @dataclass
 class QuestionImportReport:
     created: int = 0
     issues: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.issues
+
+    @property
+    def only_skippable(self) -> bool:
+        return bool(self.issues) and all(i.code in SKIPPABLE for i in self.issues)
 
 
 def parse_file(data: bytes, filename: str, default_topic: Optional[str]):
@@ -51,24 +61,36 @@ def _topic(name: str, cache: dict[str, Topic]) -> Topic:
     return cache[name]
 
 
-def import_questions(data: bytes, filename: str, default_topic: str = "") -> QuestionImportReport:
-    """Import every question of a file, or none if any question is wrong or unsupported."""
+def import_questions(data: bytes, filename: str, default_topic: str = "", skip_unsupported: bool = False) -> QuestionImportReport:
+    """Import the questions of a file: all of them, or none if any is wrong.
+
+    Unsupported question types, duplicates within the file and questions already in the
+    bank block the import too, unless the organizer chose to skip them: then the others
+    are imported and the skipped ones are listed, never dropped silently.
+    """
     from .formats import ImportIssue, normalize_text
 
     result = parse_file(data, filename, normalize_text(default_topic) or None)
     issues = list(result.issues)
+    existing = set(db.session.execute(sa.select(Topic.name, Question.text).join(Question.topic).where(Question.active)).all())
+    keep = []
     for i, q in enumerate(result.questions, start=1):
         if not q.topic:
-            issues.append(ImportIssue(i, "Chuyên đề", "no_topic", f"Câu “{q.text[:40]}” chưa có chuyên đề: hãy chọn chuyên đề mặc định."))
-    if issues:
-        return QuestionImportReport(issues=issues)
+            issues.append(ImportIssue(i, "Chuyên đề", "no_topic", f"Câu “{q.text[:40]}” chưa có chuyên đề: hãy nhập tên chuyên đề mặc định."))
+        elif (q.topic, q.text) in existing:
+            issues.append(ImportIssue(i, None, "already_in_bank", f"Câu “{q.text[:40]}” đã có trong ngân hàng câu hỏi."))
+        else:
+            keep.append(q)
+    report = QuestionImportReport(issues=issues)
+    if issues and not (skip_unsupported and report.only_skippable):
+        return report
     cache: dict[str, Topic] = {}
-    for q in result.questions:
+    for q in keep:
         question = Question(topic=_topic(q.topic, cache), text=q.text, source=q.source)
         question.choices = [Choice(position=i, text=c.text, is_correct=c.correct) for i, c in enumerate(q.choices)]
         db.session.add(question)
     db.session.flush()
-    return QuestionImportReport(created=len(result.questions))
+    return QuestionImportReport(created=len(keep), skipped=issues)
 
 
 def export_questions(fmt: str, topic_id: Optional[int] = None) -> bytes:

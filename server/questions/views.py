@@ -42,10 +42,13 @@ def import_():
         if upload is None or not upload.filename:
             flash(_("Hãy chọn một tệp câu hỏi."), "error")
             return render_template("questions/import.html", report=None), 400
-        report = operations.import_questions(upload.read(), upload.filename, request.form.get("topic", ""))
+        report = operations.import_questions(upload.read(), upload.filename, request.form.get("topic", ""),
+                                             skip_unsupported=request.form.get("skip_unsupported") == "1")
         if report.ok:
             db.session.commit()
             flash(_("Đã nhập %(n)d câu hỏi.", n=report.created), "success")
+            for issue in report.skipped:
+                flash(_("Bỏ qua (dòng %(row)s): %(reason)s", row=issue.row or "—", reason=issue.reason), "warning")
             return redirect(url_for("questions.index"))
         db.session.rollback()
         return render_template("questions/import.html", report=report), 400

@@ -164,11 +164,11 @@ def vi_number(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".").replace(".", ",")
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, full_page: bool = False) -> None:
     target = os.environ.get("DIEMCAU_SCREENSHOT_DIR")
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(target) / f"{name}.png"))
+        page.screenshot(path=str(Path(target) / f"{name}.png"), full_page=full_page)
 
 
 def by(page, test_id: str):
@@ -256,6 +256,7 @@ def test_learner_waits_answers_reloads_and_submits(live, phone):
     by(page, "palette-item").nth(0).click()
     expect(by(page, "question-save-state")).to_have_text("Đã lưu")
     shot(page, "learner")
+    shot(page, "learner-full", full_page=True)
 
     # in the database: three answers, one flagged, each with a growing seq.
     rows = live.answers()

@@ -260,3 +260,19 @@ def test_both_async_modes_serve_a_synchronized_exam(app, world, db_url, hub_fact
     assert ack["ok"]
     assert stored_answers(join["attempt"]["attempt_id"])[q["id"]].choice_id == q["choices"][0]["id"]
     a.close()
+
+
+def test_the_hub_opens_at_the_set_time_and_a_late_learner_gets_what_is_left(live, world):
+    hub, connect = live
+    early = connect(0)
+    assert early.call("attempt.join", {"exam_id": world.exam.id})["exam"]["status"] == "scheduled"
+    db.session.execute(sa.update(Exam).where(Exam.id == world.exam.id).values(opens_at=now_utc() + timedelta(seconds=1)))
+    db.session.commit()
+    start = early.wait_for("exam.start", timeout=10)
+    time.sleep(1.5)
+    late = connect(1)
+    join = late.call("attempt.join", {"exam_id": world.exam.id})
+    assert join["exam"]["status"] == "open" and join["paper"]
+    assert join["attempt"]["deadline_ms"] == start["deadline_ms"]
+    full = world.exam.duration_minutes * 60_000
+    assert full - 10_000 < join["attempt"]["remaining_ms"] <= full - 1_400

@@ -174,9 +174,14 @@ def test_new_exam_form(organizer, ids):
 
 
 def test_new_exam_default_quotas_reach_fifty(app, organizer):
-    from factories import make_bank
+    from server.questions.models import Choice
 
-    make_bank(n_topics=3, per_topic=30)  # 2×6 + 3×30 questions in 5 topics
+    for t in range(3):  # 2×6 + 3×30 questions in 5 topics
+        topic = Topic(name=f"Chuyên đề lớn {t}", position=10 + t)
+        for q in range(30):
+            question = Question(topic=topic, text=f"Câu {t}.{q}?", source="test")
+            question.choices = [Choice(position=0, text="Đúng", is_correct=True), Choice(position=1, text="Sai")]
+            db.session.add(question)
     db.session.commit()
     text = page(organizer, "/exams/new")
     values = [int(v) for v in re.findall(r'class="quota"[^>]*value="(\d+)"', text, re.S)]

@@ -1,0 +1,110 @@
+"""Where does a learner's connect + join time go? Times each step for N learners connecting
+at once (one process, asyncio): websocket handshake, Engine.IO open, namespace connect,
+attempt.join, and an idle time.sync round trip. Optionally dumps the hub's stacks with
+py-spy while the connects are in flight.
+
+    .venv/bin/python bench/probe_connect.py --mode gevent --learners 200 [--spy]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import aiohttp  # noqa: E402
+
+from hubctl import ROOT, BenchDB, Hub, free_port, hub_env, pct, prepare  # noqa: E402
+from learners import raise_fd_limit  # noqa: E402
+from sio import Conn  # noqa: E402
+
+
+async def one(session, url, token, out, concurrency):
+    async with concurrency:
+        t0 = time.monotonic()
+        ws = await session.ws_connect(url + "/socket.io/?EIO=4&transport=websocket", compress=15)
+        t1 = time.monotonic()
+        msg = await ws.receive()
+        t2 = time.monotonic()
+        await ws.send_str('40/exam,' + json.dumps({"token": token}))
+        msg = await ws.receive()
+        t3 = time.monotonic()
+        await ws.send_str('42/exam,1["attempt.join",{"exam_id":1}]')
+        while True:
+            msg = await ws.receive()
+            if msg.data.startswith("43/exam,1"):
+                break
+        t4 = time.monotonic()
+        await ws.send_str('42/exam,2["time.sync",{"t0":1}]')
+        while True:
+            msg = await ws.receive()
+            if msg.data.startswith("43/exam,2"):
+                break
+        t5 = time.monotonic()
+        out.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, ws))
+
+
+async def main_async(url, tokens, conc, spy_pid):
+    out = []
+    sem = asyncio.Semaphore(conc)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        spy = None
+        if spy_pid:
+            async def dump():
+                await asyncio.sleep(0.8)
+                p = await asyncio.create_subprocess_exec(str(ROOT / ".venv/bin/py-spy"), "dump", "--pid", str(spy_pid),
+                                                         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+                data, _ = await p.communicate()
+                return data.decode()
+            spy = asyncio.create_task(dump())
+        t = time.monotonic()
+        await asyncio.gather(*(one(session, url, tok, out, sem) for tok in tokens))
+        total = time.monotonic() - t
+        dump_text = await spy if spy else ""
+        for *_, ws in out:
+            await ws.close()
+    return out, total, dump_text
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", default="gevent")
+    ap.add_argument("--learners", type=int, default=200)
+    ap.add_argument("--concurrency", type=int, default=1000)
+    ap.add_argument("--spy", action="store_true")
+    ap.add_argument("--hub-env", action="append", default=[])
+    a = ap.parse_args()
+    raise_fd_limit()
+    tmp = Path(tempfile.mkdtemp(prefix="diemcau_probe_"))
+    (tmp / "instance").mkdir()
+    db = BenchDB("postgresql", f"diemcau_bench_probe_{os.getpid()}", tmp).create()
+    hub = None
+    try:
+        extra = dict(kv.split("=", 1) for kv in a.hub_env)
+        env = hub_env(db, a.mode, tmp / "instance", extra)
+        tokens = prepare(db, env, a.learners, 120, tmp / "t.txt")
+        hub = Hub(env, free_port(), tmp / "hub.log").start()
+        out, total, dump_text = asyncio.run(main_async(hub.url, tokens, a.concurrency, hub.pid if a.spy else 0))
+        names = ["ws handshake", "eio open", "ns connect", "attempt.join", "time.sync"]
+        print(f"{a.mode}: {len(out)} learners in {total:.2f}s")
+        for i, n in enumerate(names):
+            v = [o[i] for o in out]
+            print(f"  {n:13s} p50 {pct(v, .5)*1000:8.1f} ms  p99 {pct(v, .99)*1000:8.1f} ms  max {max(v)*1000:8.1f} ms")
+        if dump_text:
+            print(dump_text[:20000])
+        print("hub log problems:", hub.log_problems()["sample"][:5])
+    finally:
+        if hub:
+            hub.stop()
+        db.drop()
+
+
+if __name__ == "__main__":
+    main()
