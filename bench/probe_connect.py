@@ -79,6 +79,7 @@ def main():
     ap.add_argument("--learners", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=1000)
     ap.add_argument("--spy", action="store_true")
+    ap.add_argument("--record", default="", help="py-spy record (raw collapsed stacks) of the hub into this file")
     ap.add_argument("--hub-env", action="append", default=[])
     a = ap.parse_args()
     raise_fd_limit()
@@ -91,7 +92,20 @@ def main():
         env = hub_env(db, a.mode, tmp / "instance", extra)
         tokens = prepare(db, env, a.learners, 120, tmp / "t.txt")
         hub = Hub(env, free_port(), tmp / "hub.log").start()
+        rec = None
+        if a.record:
+            rec = subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "--pid", str(hub.pid), "--format", "raw",
+                                    "--rate", "200", "-o", a.record], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)
+        import psutil
+        hp = psutil.Process(hub.pid)
+        c0 = sum(hp.cpu_times()[:2]); me0 = sum(os.times()[:2])
         out, total, dump_text = asyncio.run(main_async(hub.url, tokens, a.concurrency, hub.pid if a.spy else 0))
+        if rec:
+            rec.send_signal(2)
+            rec.wait(30)
+        c1 = sum(hp.cpu_times()[:2]); me1 = sum(os.times()[:2])
+        print(f"hub CPU {c1 - c0:.2f}s ({(c1 - c0) / len(tokens) * 1000:.1f} ms/learner, {(c1 - c0) / total:.2f} cores), client CPU {me1 - me0:.2f}s")
         names = ["ws handshake", "eio open", "ns connect", "attempt.join", "time.sync"]
         print(f"{a.mode}: {len(out)} learners in {total:.2f}s")
         for i, n in enumerate(names):

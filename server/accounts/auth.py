@@ -10,6 +10,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from ..core.errors import Unauthenticated
 from ..extensions import db, login_manager
 from .models import User
+from flask_babel import gettext as _
 
 TOKEN_MAX_AGE = 24 * 3600
 
@@ -38,14 +39,14 @@ def socket_token(user: User) -> str:
 
 def user_from_token(token: Any) -> User:
     if not isinstance(token, str) or len(token) > 512:
-        raise Unauthenticated("auth.bad_token", "Phiên đăng nhập không hợp lệ.")
+        raise Unauthenticated("auth.bad_token", _("Phiên đăng nhập không hợp lệ."))
     try:
         data = _serializer().loads(token, max_age=TOKEN_MAX_AGE)
     except BadSignature:
-        raise Unauthenticated("auth.bad_token", "Phiên đăng nhập không hợp lệ hoặc đã hết hạn.") from None
+        raise Unauthenticated("auth.bad_token", _("Phiên đăng nhập không hợp lệ hoặc đã hết hạn.")) from None
     user = db.session.get(User, data.get("u"))
     if user is None or not user.active:
-        raise Unauthenticated("auth.bad_token", "Tài khoản không còn hoạt động.")
+        raise Unauthenticated("auth.bad_token", _("Tài khoản không còn hoạt động."))
     return user
 
 

@@ -14,6 +14,7 @@ from flask_login import current_user
 
 from ..accounts.models import Role, User
 from .errors import Forbidden, Unauthenticated
+from flask_babel import gettext as _
 
 STAFF_EXAM_ROLES = (Role.organizer,)
 MONITOR_ROLES = (Role.organizer, Role.proctor, Role.operator)
@@ -63,7 +64,7 @@ def covers(user: User, district_id: Optional[int], bridge_point_id: Optional[int
 
 def require_cover(user: User, district_id: Optional[int], bridge_point_id: Optional[int]) -> None:
     if not covers(user, district_id, bridge_point_id):
-        raise Forbidden("scope.outside", "Điểm cầu này nằm ngoài phạm vi quản lý của bạn.")
+        raise Forbidden("scope.outside", _("Điểm cầu này nằm ngoài phạm vi quản lý của bạn."))
 
 
 def scope_clause(user: User, district_col: Any, bridge_point_col: Any) -> Any:

@@ -18,6 +18,7 @@ from flask_socketio import Namespace
 
 from .. import extensions
 from .errors import BadInput, DomainError, Unauthenticated
+from flask_babel import gettext as _
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,10 @@ def payload_size(data: Any) -> int:
 
 def require_dict(data: Any, *required: str) -> dict:
     if not isinstance(data, dict):
-        raise BadInput("payload.malformed", "Dữ liệu gửi lên phải là một đối tượng JSON.")
+        raise BadInput("payload.malformed", _("Dữ liệu gửi lên phải là một đối tượng JSON."))
     missing = [k for k in required if k not in data]
     if missing:
-        raise BadInput("payload.missing_field", "Thiếu trường dữ liệu: " + ", ".join(missing))
+        raise BadInput("payload.missing_field", _("Thiếu trường dữ liệu: ") + ", ".join(missing))
     return data
 
 
@@ -51,9 +52,9 @@ def require_int(data: dict, key: str, *, allow_none: bool = False) -> Optional[i
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadInput("payload.bad_field", f"Trường “{key}” phải là số nguyên.", field=key)
+        raise BadInput("payload.bad_field", _("Trường “%(key)s” phải là số nguyên.", key=key), field=key)
     if not -(2**62) < value < 2**62:
-        raise BadInput("payload.bad_field", f"Trường “{key}” vượt quá giới hạn.", field=key)
+        raise BadInput("payload.bad_field", _("Trường “%(key)s” vượt quá giới hạn.", key=key), field=key)
     return value
 
 
@@ -70,9 +71,9 @@ class SafeNamespace(Namespace):
                 return None
             return self.socketio._handle_event(self._guarded(event, handler), event, self.namespace, sid, *args)
         if event not in self.events:
-            return DomainError("event.unknown", "Sự kiện không được hỗ trợ.").to_ack()
+            return DomainError("event.unknown", _("Sự kiện không được hỗ trợ.")).to_ack()
         if len(args) > 1 or any(payload_size(a) > self.max_payload for a in args):
-            return BadInput("payload.too_large", "Dữ liệu gửi lên quá lớn.").to_ack()
+            return BadInput("payload.too_large", _("Dữ liệu gửi lên quá lớn.")).to_ack()
         handler = getattr(self, "on_" + event.replace(".", "_"))
         return self.socketio._handle_event(self._guarded(event, handler), event, self.namespace, sid, *args)
 
@@ -92,7 +93,7 @@ class SafeNamespace(Namespace):
                 if event in ("connect", "disconnect"):
                     raise
                 log.exception("socket event %s failed", event)
-                return DomainError("server.error", "Có lỗi ở máy chủ, vui lòng thử lại.").to_ack()
+                return DomainError("server.error", _("Có lỗi ở máy chủ, vui lòng thử lại.")).to_ack()
 
         return run
 

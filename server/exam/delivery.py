@@ -17,6 +17,8 @@ from typing import Any, Optional
 
 import sqlalchemy as sa
 from flask import Flask
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..core.timeutil import now_utc
 from ..extensions import db, socketio
@@ -58,8 +60,8 @@ class AnswerWriter:
         item.done = socketio.server.eio.create_event()
         self._queue.put(item)
         if not item.done.wait(timeout):
-            return {"ok": False, "error": {"code": "server.busy", "message": "Máy chủ đang bận, câu trả lời sẽ được gửi lại."}}
-        return item.result or {"ok": False, "error": {"code": "server.error", "message": "Có lỗi ở máy chủ."}}
+            return {"ok": False, "error": {"code": "server.busy", "message": _("Máy chủ đang bận, câu trả lời sẽ được gửi lại.")}}
+        return item.result or {"ok": False, "error": {"code": "server.error", "message": _("Có lỗi ở máy chủ.")}}
 
     def _gather(self) -> list[PendingAnswer]:
         cfg = self._app.config
@@ -90,7 +92,7 @@ class AnswerWriter:
                     db.session.rollback()
                     db.session.remove()
                 for item in batch:
-                    item.result = {"ok": False, "error": {"code": "server.retry", "message": "Chưa lưu được, đang gửi lại."}}
+                    item.result = {"ok": False, "error": {"code": "server.retry", "message": _("Chưa lưu được, đang gửi lại.")}}
             for item in batch:
                 item.done.set()
 
@@ -132,21 +134,21 @@ class AnswerWriter:
 
 
 _REFUSALS = {
-    "attempt.closed": "Bài làm đã kết thúc, không nhận thêm câu trả lời.",
-    "exam.not_started": "Bài thi chưa bắt đầu.",
-    "attempt.paused": "Thời gian làm bài của bạn đang tạm dừng.",
-    "attempt.deadline_passed": "Đã hết giờ làm bài, câu trả lời không được ghi nhận.",
+    "attempt.closed": _l("Bài làm đã kết thúc, không nhận thêm câu trả lời."),
+    "exam.not_started": _l("Bài thi chưa bắt đầu."),
+    "attempt.paused": _l("Thời gian làm bài của bạn đang tạm dừng."),
+    "attempt.deadline_passed": _l("Đã hết giờ làm bài, câu trả lời không được ghi nhận."),
 }
 
 
 def _refusal(attempt: Optional[Attempt], it: PendingAnswer, now, grace) -> Optional[dict]:
     if attempt is None or attempt.user_id != it.user_id:
-        return {"code": "attempt.not_yours", "message": "Bài làm này không phải của bạn."}
+        return {"code": "attempt.not_yours", "message": _("Bài làm này không phải của bạn.")}
     if attempt.code_id != it.code_id:
-        return {"code": "exam.unknown_code", "message": "Mã đề không khớp với bài làm."}
+        return {"code": "exam.unknown_code", "message": _("Mã đề không khớp với bài làm.")}
     code = attempt.accepts_answers(now, grace)
     if code:
-        return {"code": code, "message": _REFUSALS[code]}
+        return {"code": code, "message": str(_REFUSALS[code])}
     return None
 
 

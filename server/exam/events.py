@@ -20,6 +20,7 @@ from . import notify, operations, presence, queries
 from .delivery import PendingAnswer, writer
 from .models import Attempt, Exam, ExamStatus
 from .papers import load_code, seal
+from flask_babel import gettext as _
 
 
 class ExamNamespace(SafeNamespace):
@@ -28,7 +29,7 @@ class ExamNamespace(SafeNamespace):
     def on_connect(self, auth=None):
         user = socket_user(auth)
         if user.role != Role.learner:
-            raise Forbidden("auth.not_learner", "Chỉ học viên mới vào phòng thi.")
+            raise Forbidden("auth.not_learner", _("Chỉ học viên mới vào phòng thi."))
         self.set_identity(Identity(user.id, user.role.value, user.district_id, user.bridge_point_id))
         db.session.rollback()
         return True
@@ -64,14 +65,14 @@ class ExamNamespace(SafeNamespace):
         seq = require_int(data, "seq")
         flagged = data.get("flagged", False)
         if not isinstance(flagged, bool):
-            raise BadInput("payload.bad_field", "Trường “flagged” phải là true/false.", field="flagged")
+            raise BadInput("payload.bad_field", _("Trường “flagged” phải là true/false."), field="flagged")
         code = load_code(joined["code_id"])
         if qid not in code.allowed:
-            raise BadInput("answer.unknown_question", "Câu hỏi này không có trong mã đề của bạn.")
+            raise BadInput("answer.unknown_question", _("Câu hỏi này không có trong mã đề của bạn."))
         if choice is not None and choice not in code.allowed[qid]:
-            raise BadInput("answer.unknown_choice", "Phương án trả lời không hợp lệ.")
+            raise BadInput("answer.unknown_choice", _("Phương án trả lời không hợp lệ."))
         if seq < 0:
-            raise BadInput("payload.bad_field", "Số thứ tự không hợp lệ.", field="seq")
+            raise BadInput("payload.bad_field", _("Số thứ tự không hợp lệ."), field="seq")
         item = PendingAnswer(
             attempt_id=joined["attempt_id"],
             user_id=self.identity().user_id,
@@ -88,7 +89,7 @@ class ExamNamespace(SafeNamespace):
     def on_attempt_submit(self, data):
         data = require_dict(data, "attempt_id")
         if data.get("confirm") is not True:
-            raise BadInput("submit.not_confirmed", "Cần xác nhận trước khi nộp bài.")
+            raise BadInput("submit.not_confirmed", _("Cần xác nhận trước khi nộp bài."))
         attempt = self._own_attempt(data, lock=True)
         grace = timedelta(seconds=self.config("EXAM_GRACE_SECONDS"))
         operations.submit_attempt(attempt, grace=grace)
@@ -103,9 +104,9 @@ class ExamNamespace(SafeNamespace):
     def _joined(self, attempt_id: int) -> dict:
         joined = self.session_get("attempt")
         if not joined:
-            raise Conflict("attempt.not_joined", "Hãy vào phòng thi trước khi trả lời.")
+            raise Conflict("attempt.not_joined", _("Hãy vào phòng thi trước khi trả lời."))
         if joined["attempt_id"] != attempt_id:
-            raise Forbidden("attempt.not_yours", "Bài làm này không phải của bạn.")
+            raise Forbidden("attempt.not_yours", _("Bài làm này không phải của bạn."))
         return joined
 
     def _own_attempt(self, data, lock: bool = False) -> Attempt:
@@ -114,7 +115,7 @@ class ExamNamespace(SafeNamespace):
         q = db.select(Attempt).where(Attempt.id == attempt_id, Attempt.user_id == self.identity().user_id)
         attempt = db.session.scalar(q.with_for_update() if lock else q)
         if attempt is None:
-            raise Forbidden("attempt.not_yours", "Bài làm này không phải của bạn.")
+            raise Forbidden("attempt.not_yours", _("Bài làm này không phải của bạn."))
         return attempt
 
     def _remember(self, attempt: Attempt) -> None:
@@ -161,7 +162,7 @@ class BoardNamespace(SafeNamespace):
     def on_connect(self, auth=None):
         user = socket_user(auth)
         if user.role not in (Role.organizer, Role.proctor, Role.operator):
-            raise Forbidden("auth.not_staff", "Chỉ cán bộ tổ chức, giám thị mới xem được bảng theo dõi.")
+            raise Forbidden("auth.not_staff", _("Chỉ cán bộ tổ chức, giám thị mới xem được bảng theo dõi."))
         self.set_identity(Identity(user.id, user.role.value, user.district_id, user.bridge_point_id))
         db.session.rollback()
         return True
@@ -176,7 +177,7 @@ class BoardNamespace(SafeNamespace):
         ident = self.identity()
         exam = db.session.get(Exam, exam_id)
         if exam is None:
-            raise BadInput("exam.unknown", "Bài thi không tồn tại.")
+            raise BadInput("exam.unknown", _("Bài thi không tồn tại."))
         stats = queries.live_board(exam, ident, self.config("PRESENCE_TTL"))
         db.session.rollback()
         return {"ok": True, **stats}

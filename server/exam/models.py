@@ -16,6 +16,7 @@ import sqlalchemy.orm as so
 from ..core.errors import Conflict
 from ..core.timeutil import as_utc, now_utc
 from ..extensions import db
+from flask_babel import gettext as _
 
 
 class ExamStatus(str, enum.Enum):
@@ -75,12 +76,12 @@ class Exam(db.Model):
 
     def schedule(self) -> None:
         if self.status != ExamStatus.draft:
-            raise Conflict("exam.not_draft", "Chỉ lên lịch được bài thi đang ở trạng thái nháp.")
+            raise Conflict("exam.not_draft", _("Chỉ lên lịch được bài thi đang ở trạng thái nháp."))
         self.status = ExamStatus.scheduled
 
     def open(self, now: datetime | None = None) -> None:
         if self.status != ExamStatus.scheduled:
-            raise Conflict("exam.not_scheduled", "Bài thi chưa sẵn sàng để mở hoặc đã mở.")
+            raise Conflict("exam.not_scheduled", _("Bài thi chưa sẵn sàng để mở hoặc đã mở."))
         now = now or now_utc()
         self.status = ExamStatus.open
         self.started_at = now
@@ -88,7 +89,7 @@ class Exam(db.Model):
 
     def close(self, now: datetime | None = None) -> None:
         if self.status != ExamStatus.open:
-            raise Conflict("exam.not_open", "Bài thi không ở trạng thái đang thi.")
+            raise Conflict("exam.not_open", _("Bài thi không ở trạng thái đang thi."))
         self.status = ExamStatus.closed
         self.closed_at = now or now_utc()
 
@@ -200,7 +201,7 @@ class Attempt(db.Model):
 
     def finish(self, status: AttemptStatus, now: datetime) -> None:
         if not self.is_open:
-            raise Conflict("attempt.closed", "Bài làm đã được nộp hoặc đã đóng.")
+            raise Conflict("attempt.closed", _("Bài làm đã được nộp hoặc đã đóng."))
         self.status = status
         self.ended_at = now
 

@@ -30,6 +30,7 @@ from .models import (
     TimeAdjustment,
 )
 from .papers import new_seal_key
+from flask_babel import gettext as _
 
 
 def create_exam(
@@ -46,14 +47,14 @@ def create_exam(
     """A draft exam drawing `quotas[topic_id]` questions per topic."""
     title = (title or "").strip()
     if not title:
-        raise BadInput("exam.no_title", "Bài thi cần có tên.")
+        raise BadInput("exam.no_title", _("Bài thi cần có tên."))
     if not 1 <= duration_minutes <= 600:
-        raise BadInput("exam.bad_duration", "Thời gian làm bài phải từ 1 đến 600 phút.")
+        raise BadInput("exam.bad_duration", _("Thời gian làm bài phải từ 1 đến 600 phút."))
     if not 1 <= n_codes <= 26:
-        raise BadInput("exam.bad_codes", "Số mã đề phải từ 1 đến 26.")
+        raise BadInput("exam.bad_codes", _("Số mã đề phải từ 1 đến 26."))
     quotas = {int(t): int(n) for t, n in quotas.items() if int(n) > 0}
     if not quotas:
-        raise BadInput("exam.no_questions", "Bài thi cần ít nhất một câu hỏi.")
+        raise BadInput("exam.no_questions", _("Bài thi cần ít nhất một câu hỏi."))
     if bands is not None:
         try:
             bands = [list(b) for b in scoring.validate_bands(bands)]
@@ -92,7 +93,7 @@ def _choices_of(qids: list[int]) -> dict[int, list[codegen.ChoiceInfo]]:
         out[c.question_id].append(codegen.ChoiceInfo(c.id, c.text, c.is_correct))
     for qid, items in out.items():
         if sum(1 for c in items if c.is_correct) != 1 or len(items) < 2:
-            raise Conflict("exam.bad_question", f"Câu hỏi #{qid} không có đúng một đáp án đúng.")
+            raise Conflict("exam.bad_question", _("Câu hỏi #%(qid)s không có đúng một đáp án đúng.", qid=qid))
     return out
 
 
@@ -152,7 +153,7 @@ def open_exam(exam_id: int, now: Optional[datetime] = None) -> Optional[Exam]:
     now = now or now_utc()
     exam = db.session.get(Exam, exam_id)
     if exam is None:
-        raise NotFound("exam.unknown", "Bài thi không tồn tại.")
+        raise NotFound("exam.unknown", _("Bài thi không tồn tại."))
     ends_at = now + exam.duration
     won = db.session.execute(
         sa.update(Exam)
@@ -185,7 +186,7 @@ def attempt_for(user_id: int, exam_id: int) -> Attempt:
         sa.select(Attempt).where(Attempt.exam_id == exam_id, Attempt.user_id == user_id)
     )
     if attempt is None:
-        raise NotFound("attempt.not_registered", "Bạn không có tên trong danh sách dự thi của bài này.")
+        raise NotFound("attempt.not_registered", _("Bạn không có tên trong danh sách dự thi của bài này."))
     return attempt
 
 
@@ -195,7 +196,7 @@ def join_attempt(user_id: int, exam_id: int, now: Optional[datetime] = None) -> 
     attempt = attempt_for(user_id, exam_id)
     exam = attempt.exam
     if exam.status == ExamStatus.draft:
-        raise Conflict("exam.not_scheduled", "Bài thi chưa được lên lịch.")
+        raise Conflict("exam.not_scheduled", _("Bài thi chưa được lên lịch."))
     if exam.status == ExamStatus.open and attempt.deadline_at is not None:
         attempt.start(now)
     attempt.last_seen_at = now
@@ -216,11 +217,11 @@ def submit_attempt(attempt: Attempt, now: Optional[datetime] = None, grace: time
     now = now or now_utc()
     reason = attempt.accepts_answers(now, grace)
     if reason == "attempt.closed":
-        raise Conflict("attempt.already_submitted", "Bài làm đã được nộp.")
+        raise Conflict("attempt.already_submitted", _("Bài làm đã được nộp."))
     if reason == "exam.not_started":
-        raise Conflict("exam.not_started", "Bài thi chưa bắt đầu.")
+        raise Conflict("exam.not_started", _("Bài thi chưa bắt đầu."))
     if reason == "attempt.paused":
-        raise Conflict("attempt.paused", "Thời gian làm bài đang tạm dừng, chưa thể nộp bài.")
+        raise Conflict("attempt.paused", _("Thời gian làm bài đang tạm dừng, chưa thể nộp bài."))
     # after the deadline the hub closes the attempt itself with the same answers.
     attempt.start(now)
     attempt.finish(AttemptStatus.submitted, now)
@@ -302,14 +303,14 @@ def close_finished_exams(now: datetime) -> list[int]:
 
 def _target_attempts(exam: Exam, bridge_point_id: Optional[int], attempt_id: Optional[int]) -> list[Attempt]:
     if exam.status != ExamStatus.open:
-        raise Conflict("exam.not_open", "Chỉ điều chỉnh thời gian khi bài thi đang diễn ra.")
+        raise Conflict("exam.not_open", _("Chỉ điều chỉnh thời gian khi bài thi đang diễn ra."))
     q = sa.select(Attempt).where(Attempt.exam_id == exam.id, Attempt.status.in_(OPEN_ATTEMPT))
     if attempt_id is not None:
         q = q.where(Attempt.id == attempt_id)
     elif bridge_point_id is not None:
         q = q.where(Attempt.bridge_point_id == bridge_point_id)
     else:
-        raise BadInput("adjust.no_target", "Cần chọn một điểm cầu hoặc một học viên.")
+        raise BadInput("adjust.no_target", _("Cần chọn một điểm cầu hoặc một học viên."))
     return list(db.session.scalars(q.with_for_update()))
 
 
@@ -331,11 +332,11 @@ def adjust_time(
     now = now or now_utc()
     reason = (reason or "").strip()
     if not reason:
-        raise BadInput("adjust.no_reason", "Cần ghi rõ lý do điều chỉnh thời gian.")
+        raise BadInput("adjust.no_reason", _("Cần ghi rõ lý do điều chỉnh thời gian."))
     if kind not in ("pause", "resume", "extend"):
-        raise BadInput("adjust.bad_kind", "Loại điều chỉnh không hợp lệ.")
+        raise BadInput("adjust.bad_kind", _("Loại điều chỉnh không hợp lệ."))
     if kind == "extend" and not 0 < seconds <= 4 * 3600:
-        raise BadInput("adjust.bad_seconds", "Thời gian cộng thêm phải từ 1 giây đến 4 giờ.")
+        raise BadInput("adjust.bad_seconds", _("Thời gian cộng thêm phải từ 1 giây đến 4 giờ."))
     targets = _target_attempts(exam, bridge_point_id, attempt_id)
     changed = []
     for attempt in targets:

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ..extensions import db
 from ..questions.models import Choice, Question
 from .models import ExamCode
+from flask_babel import gettext as _
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def load_code(code_id: int) -> CodeData:
     if code is None:
         from ..core.errors import NotFound
 
-        raise NotFound("exam.unknown_code", "Mã đề không tồn tại.")
+        raise NotFound("exam.unknown_code", _("Mã đề không tồn tại."))
     data = build_code_data(code)
     with _lock:
         _cache[code_id] = data

@@ -88,7 +88,7 @@ const S = {
   server: {},
   /** question id → {choice, flagged, seq}: the latest change not yet acknowledged. */
   queue: sanitizeQueue(readJSON(KEYS.queue, {})),
-  /** question id → the seq of the send in flight. */
+  /** question id → {seq, id} of the send in flight (id tells a stale ack from a newer send). */
   inflight: {},
   lastSeq: Math.max(0, Number(store.get(KEYS.seq)) || 0),
   attemptStatus: null,
@@ -431,14 +431,16 @@ function flushQueue() {
   }
   for (const [k, item] of Object.entries(S.queue)) {
     const qid = Number(k);
-    if (S.inflight[qid] !== undefined && S.inflight[qid] >= item.seq) continue;
+    if (S.inflight[qid] && S.inflight[qid].seq >= item.seq) continue; // this very change is on its way
     send(qid, item);
   }
   renderSaveState();
 }
 
+let sendCounter = 0;
 async function send(qid, item) {
-  S.inflight[qid] = item.seq;
+  const mine = { seq: item.seq, id: ++sendCounter };
+  S.inflight[qid] = mine;
   const res = await call('answer.save', {
     attempt_id: S.attemptId,
     question_id: qid,
@@ -446,7 +448,7 @@ async function send(qid, item) {
     flagged: item.flagged,
     seq: item.seq,
   }, 20000);
-  if (S.inflight[qid] === item.seq) delete S.inflight[qid];
+  if (S.inflight[qid] === mine) delete S.inflight[qid];
   const queued = S.queue[qid];
   if (res.ok) {
     const seq = typeof res.seq === 'number' ? res.seq : item.seq;
@@ -477,7 +479,7 @@ async function send(qid, item) {
   }
   render();
   settleWaiters();
-  if (res.ok && S.queue[qid] && S.inflight[qid] === undefined) flushQueue();
+  if (res.ok && S.queue[qid] && !S.inflight[qid]) flushQueue();
 }
 
 function scheduleRetry() {

@@ -52,8 +52,9 @@ def phone(browser):
                                   locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh")
     context.set_default_timeout(WAIT_MS)
     page = context.new_page()
-    page.errors = []
+    page.errors, page.warnings = [], []
     page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    page.on("console", lambda msg: msg.type in ("warning", "error") and page.warnings.append(msg.text))
     yield page
     context.close()
     assert page.errors == [], f"script errors on the page: {page.errors}"
@@ -215,7 +216,13 @@ def test_learner_waits_answers_reloads_and_submits(live, phone):
     page = phone
     key = correct_choices()
     learner_login(page, live.url, live.personal_code)
-    page.goto(f"{live.url}/learn/exams/{live.exam_id}")
+
+    # the learner's list: the exam, waiting, one tap away.
+    item = page.locator(f"[data-testid=my-exam][data-exam-id='{live.exam_id}']")
+    expect(item.get_by_test_id("my-exam-status")).to_have_text("Chờ bắt đầu")
+    shot(page, "learner-list")
+    item.get_by_test_id("my-exam-open").click()
+    page.wait_for_url(f"**/learn/exams/{live.exam_id}")
 
     # before the start: the waiting screen, the paper already here but sealed.
     expect(by(page, "waiting")).to_be_visible()
@@ -235,6 +242,9 @@ def test_learner_waits_answers_reloads_and_submits(live, phone):
     expect(page.locator("[data-testid=progress]")).to_contain_text("Đã trả lời 0/6")
     expect(by(page, "palette-item")).to_have_count(6)
     assert page.evaluate("window.sameDocument") is True  # no reload happened
+    # unsealed in the browser with the broadcast key, not fetched again.
+    assert not [w for w in page.warnings if "unseal" in w], page.warnings
+    expect(by(page, "message")).to_be_hidden()
 
     # three right answers, the second one marked for review.
     chosen: dict[int, int] = {}
@@ -300,6 +310,11 @@ def test_learner_waits_answers_reloads_and_submits(live, phone):
     expect(by(page, "result-band")).to_have_text(band)
     expect(by(page, "question")).to_be_hidden()
     shot(page, "learner-result")
+    page.goto(f"{live.url}/learn/")
+    item = page.locator(f"[data-testid=my-exam][data-exam-id='{live.exam_id}']")
+    expect(item.get_by_test_id("my-exam-status")).to_have_text("Đã nộp bài")
+    expect(item.get_by_test_id("my-exam-score")).to_have_text("5,00")
+    expect(item.get_by_test_id("my-exam-band")).to_have_text("Trung bình")
 
     # the organizer's results: the learner's district, one who took part.
     r = staff.get(f"{live.url}/exams/{live.exam_id}/results", timeout=10)
