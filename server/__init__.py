@@ -11,7 +11,7 @@ from flask import Flask
 import config as settings
 
 ROOT = Path(__file__).resolve().parent.parent
-DOMAINS = ("core", "places", "accounts", "questions", "exam", "reports", "demo")
+DOMAINS = ("core", "places", "accounts", "questions", "exam", "webcast", "attendance", "review", "reports", "demo")
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

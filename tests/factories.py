@@ -71,7 +71,7 @@ def make_world(
         district = District(province=province, name=f"Huyện {d}")
         districts.append(district)
         for b in range(1, bps_per_district + 1):
-            bp = BridgePoint(district=district, code=f"D{d}-{b:02d}", name=f"Điểm cầu {d}.{b}")
+            bp = BridgePoint(district=district, code=f"D{d}-{b:02d}", name=f"Điểm cầu {d}.{b}", kiosk_code=f"KIOSK-{d}{b:02d}")
             bps.append(bp)
             for seat in range(1, learners_per_bp + 1):
                 n += 1

@@ -57,3 +57,43 @@ def socket_user(auth: Any) -> User:
     if current_user.is_authenticated:
         return current_user._get_current_object()
     raise Unauthenticated()
+
+
+# kiosks -------------------------------------------------------------------------
+# A bridge point's kiosk (the room's PC on the projector) is not a person: it signs in
+# with its bridge point's secret kiosk code and is known by a signed token naming the
+# bridge point. Flask's session carries `kiosk_bp` for its HTTP pages.
+
+def _kiosk_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="kiosk-login")
+
+
+def kiosk_token(bridge_point_id: int) -> str:
+    return _kiosk_serializer().dumps({"bp": bridge_point_id})
+
+
+def kiosk_from_token(token: Any):
+    """The bridge point a kiosk token names (valid 7 days: a kiosk stays up for a round)."""
+    from ..places.models import BridgePoint
+
+    if not isinstance(token, str) or len(token) > 512:
+        raise Unauthenticated("auth.bad_token", "Phiên của điểm cầu không hợp lệ.")
+    try:
+        data = _kiosk_serializer().loads(token, max_age=7 * 24 * 3600)
+    except BadSignature:
+        raise Unauthenticated("auth.bad_token", "Phiên của điểm cầu không hợp lệ hoặc đã hết hạn.") from None
+    bp = db.session.get(BridgePoint, data.get("bp"))
+    if bp is None:
+        raise Unauthenticated("auth.bad_token", "Điểm cầu không còn tồn tại.")
+    return bp
+
+
+def kiosk_by_code(code: str):
+    from sqlalchemy import select
+
+    from ..places.models import BridgePoint
+
+    code = (code or "").strip().upper()
+    if not code or len(code) > 20:
+        return None
+    return db.session.scalar(select(BridgePoint).where(BridgePoint.kiosk_code == code))

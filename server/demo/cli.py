@@ -8,7 +8,7 @@ from flask.cli import with_appcontext
 from ..accounts.models import Role, User
 from ..exam import operations as exam_ops
 from ..extensions import db
-from ..places.models import BridgePoint, District, Province
+from ..places.models import BridgePoint, District, Province, new_kiosk_code
 from ..questions.models import Choice, Question, Topic
 from . import data
 
@@ -34,7 +34,7 @@ def create(n_learners: int, if_empty: bool) -> None:
     districts = {name: District(province=province, name=name) for name, _n in data.DISTRICTS}
     db.session.add_all(districts.values())
     bps = data.bridge_points()
-    points = {code: BridgePoint(district=districts[d], code=code, name=name) for d, code, name in bps}
+    points = {code: BridgePoint(district=districts[d], code=code, name=name, kiosk_code=new_kiosk_code()) for d, code, name in bps}
     db.session.add_all(points.values())
     db.session.flush()
     rows = [
@@ -76,3 +76,6 @@ def _print_logins() -> None:
     for role, username, password, name, _d, _b in data.STAFF:
         click.echo(f"  {name}: {username} / {password}")
     click.echo("  Học viên: mã cá nhân GV00001 … GV10000 (ô “Mã cá nhân” ở trang đăng nhập)")
+    first = db.session.scalar(sa.select(BridgePoint).order_by(BridgePoint.code))
+    if first is not None:
+        click.echo(f"  Máy chiếu điểm cầu {first.code}: mã điểm cầu {first.kiosk_code}")

@@ -47,11 +47,11 @@ class ExamNamespace(SafeNamespace):
         ident = self.identity()
         exam_id = require_int(require_dict(data, "exam_id"), "exam_id")
         attempt = operations.join_attempt(ident.user_id, exam_id)
-        exam = attempt.exam
-        state = self._describe(attempt, exam)
-        db.session.commit()
+        # join the rooms before reading the state: a start pushed in between then
+        # reaches this socket instead of falling into the gap.
         self._remember(attempt)
-        return state
+        db.session.commit()
+        return self._describe(attempt, attempt.exam)
 
     def on_attempt_sync(self, data):
         attempt = self._own_attempt(data)

@@ -41,8 +41,19 @@ class BridgePoint(db.Model):
     #: short code the kiosk signs in with and the roster refers to, e.g. "LC-TU-03".
     code: so.Mapped[str] = so.mapped_column(sa.String(40), unique=True)
     name: so.Mapped[str] = so.mapped_column(sa.String(200))
+    #: the secret the room's kiosk signs in with (random; the short `code` is public).
+    kiosk_code: so.Mapped[Optional[str]] = so.mapped_column(sa.String(20), unique=True)
 
     district: so.Mapped[District] = so.relationship()
 
     def __repr__(self) -> str:
         return f"<BridgePoint {self.code}>"
+
+
+def new_kiosk_code() -> str:
+    """Ten characters from an alphabet without look-alikes (no 0/O, 1/I/L): ~50 bits."""
+    import secrets
+
+    alphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+    raw = "".join(secrets.choice(alphabet) for _ in range(10))
+    return f"{raw[:5]}-{raw[5:]}"
