@@ -79,6 +79,22 @@ def db_url(tmp_path, migrated_template) -> str:
     return f"sqlite:///{path}"
 
 
+from flask.testing import FlaskClient  # noqa: E402
+
+
+class FreshContextClient(FlaskClient):
+    """Each request in its own application context, as in production.
+
+    The `app` fixture keeps one app context pushed for the whole test; a request would
+    reuse it and with it `g`, where Flask-Login caches the current user, so a login would
+    leak into later requests of other clients.
+    """
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def app(db_url, tmp_path):
     from server import create_app
@@ -86,6 +102,7 @@ def app(db_url, tmp_path):
 
     papers.forget()
     app = create_app(base_config(db_url, tmp_path))
+    app.test_client_class = FreshContextClient
     with app.app_context():
         yield app
         from server.extensions import db
@@ -106,6 +123,7 @@ def csrf_app(db_url, tmp_path):
     cfg = base_config(db_url, tmp_path)
     cfg["WTF_CSRF_ENABLED"] = True
     app = create_app(cfg)
+    app.test_client_class = FreshContextClient
     with app.app_context():
         yield app
 

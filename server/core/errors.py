@@ -77,6 +77,17 @@ def init_app(app: Flask) -> None:
     for status in (403, 404, 405, 413, 500):
         app.register_error_handler(status, _http_error)
 
+    from flask_wtf.csrf import CSRFError
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(err):
+        from flask_babel import gettext as _
+
+        error = DomainError("csrf.invalid", _("Phiên làm việc của biểu mẫu đã hết hạn hoặc không hợp lệ. Hãy tải lại trang và thử lại."))
+        if _wants_json():
+            return jsonify(error.to_ack()), 400
+        return render_template("errors/error.html", error=error), 400
+
 
 def _http_error(err):
     from flask_babel import gettext as _

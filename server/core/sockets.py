@@ -86,7 +86,7 @@ class SafeNamespace(Namespace):
                 if event == "connect":
                     from flask_socketio import ConnectionRefusedError
 
-                    raise ConnectionRefusedError(err.to_ack()["error"]) from None
+                    raise ConnectionRefusedError(err.message, err.to_ack()["error"]) from None
                 return err.to_ack()
             except Exception:  # the connection must outlive any bug in one handler
                 extensions.db.session.rollback()

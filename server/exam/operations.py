@@ -107,9 +107,13 @@ def schedule_exam(exam: Exam, learners: Optional[Iterable[User]] = None) -> int:
     try:
         qids = codegen.draw_questions(_pool(), {q.topic_id: q.count for q in exam.quotas}, exam.seed)
     except codegen.QuotaError as err:
+        from ..questions.models import Topic
+
+        topic = db.session.get(Topic, err.topic_id)
         raise Conflict(
             "exam.quota_too_large",
-            f"Chuyên đề #{err.topic_id} chỉ có {err.have} câu hỏi, bài thi cần {err.need}.",
+            _("Chuyên đề “%(topic)s” chỉ có %(have)d câu hỏi, bài thi cần %(need)d.",
+              topic=topic.name if topic else err.topic_id, have=err.have, need=err.need),
         ) from None
     layouts = codegen.generate_codes(qids, _choices_of(qids), exam.n_codes, exam.seed)
     labels = codegen.code_labels(exam.n_codes)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 
 from ..core.permissions import scope_clause
 from ..exam.models import Attempt, Exam
@@ -85,7 +86,7 @@ def exam_report(exam: Exam, viewer) -> ExamReport:
         d = districts.setdefault(d_id, (Stats(d_name, good_labels=good), []))
         d[0].add(s)
         d[1].append(s)
-    total = Stats("Toàn tỉnh", good_labels=good)
+    total = Stats(_("Toàn tỉnh"), good_labels=good)
     ordered = sorted(districts.values(), key=lambda item: item[0].name)
     for d_stats, bps in ordered:
         total.add(d_stats)

@@ -239,8 +239,11 @@
     bar.appendChild(working);
     var pct = document.createElement("span");
     pct.className = "pct";
-    cells.progress.appendChild(bar);
-    cells.progress.appendChild(pct);
+    var wrap = document.createElement("div");
+    wrap.className = "progress";
+    wrap.appendChild(bar);
+    wrap.appendChild(pct);
+    cells.progress.appendChild(wrap);
     cells.bar = bar;
     cells.done = done;
     cells.working = working;

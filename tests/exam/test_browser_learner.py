@@ -146,6 +146,7 @@ def organizer_session(url: str) -> tuple[requests.Session, str]:
 
 def learner_login(page, url: str, personal_code: str) -> None:
     page.goto(url + "/login")
+    shot(page, "login")
     page.fill("#learner-personal_code", personal_code)
     page.click("[name=learner-submit]")
     page.wait_for_url(lambda u: "/login" not in u)
@@ -418,12 +419,15 @@ def test_pause_extension_and_time_up_follow_the_organizer(live, phone):
     adjust("extend", 10)
     page.wait_for_function(f"Number(document.querySelector('[data-testid=countdown]').dataset.remainingMs) > {before + 9 * 60_000}")
 
-    # the deadline comes (moved close by hand, then pushed by a one-minute extension):
+    # the deadline comes (moved close by hand; a pause and a resume push it to the page):
     # the page blocks input and waits; the hub closes the attempt and the result shows.
     db.session.execute(sa.update(Attempt).where(Attempt.id == live.attempt_id)
-                       .values(deadline_at=now_utc() - timedelta(seconds=56)))
+                       .values(deadline_at=now_utc() + timedelta(seconds=8)))
     db.session.commit()
-    adjust("extend", 1)
+    adjust("pause")
+    expect(by(page, "paused")).to_be_visible()
+    adjust("resume")
+    expect(by(page, "paused")).to_be_hidden()
     expect(by(page, "countdown")).to_have_attribute("data-state", "warn")
     expect(by(page, "time-up")).to_be_visible(timeout=15_000)
     expect(by(page, "time-up")).to_contain_text("Hết giờ – đang chờ máy chủ đóng bài")
