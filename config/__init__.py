@@ -48,6 +48,11 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": _bool(_env("SESSION_COOKIE_SECURE", "0")),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "RUN_SCHEDULER": _bool(_env("RUN_SCHEDULER", "1")),
+        "WEBCAST_HEALTH_FLUSH_SECONDS": float(_env("WEBCAST_HEALTH_FLUSH_SECONDS", 3)),
+        "WEBCAST_ONLINE_SECONDS": float(_env("WEBCAST_ONLINE_SECONDS", 15)),
+        "WEBCAST_OFFLINE_ALERT_SECONDS": float(_env("WEBCAST_OFFLINE_ALERT_SECONDS", 30)),
+        "WEBCAST_SLIDES_MAX_BYTES": int(_env("WEBCAST_SLIDES_MAX_BYTES", 20 * 1024 * 1024)),
+        "WEBCAST_SLIDES_MAX_PAGES": int(_env("WEBCAST_SLIDES_MAX_PAGES", 300)),
     }
     if overrides:
         cfg.update(overrides)

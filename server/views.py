@@ -13,6 +13,8 @@ def home():
         return redirect(url_for("accounts.login"))
     if current_user.role == Role.learner:
         return redirect(url_for("exam.my_exams"))
+    if current_user.role == Role.rapporteur:
+        return redirect(url_for("webcast.lectures"))
     return redirect(url_for("exam.index"))
 
 

@@ -24,6 +24,9 @@ def exam_started(exam: Exam) -> None:
     }
     socketio.emit("exam.start", payload, to=f"exam:{exam.id}", namespace=NS)
     socketio.emit("board.changed", {"exam_id": exam.id}, to=f"board:{exam.id}", namespace="/board")
+    from ..webcast.operations import notify_exam_opened  # the kiosks show the exam's QR code
+
+    notify_exam_opened(exam)
 
 
 def result_payload(attempt: Attempt, exam: Exam) -> dict:
@@ -47,3 +50,6 @@ def attempt_time(attempts: list[Attempt]) -> None:
 def exam_closed(exam_id: int) -> None:
     socketio.emit("exam.closed", {"exam_id": exam_id}, to=f"exam:{exam_id}", namespace=NS)
     socketio.emit("board.changed", {"exam_id": exam_id, "closed": True}, to=f"board:{exam_id}", namespace="/board")
+    from ..webcast.operations import notify_exam_closed
+
+    notify_exam_closed(exam_id)
