@@ -12,3 +12,4 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -r requirements.txt
 bash deploy/vendor.sh
+bash deploy/fetch-model.sh
