@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -210,4 +210,5 @@ def my_exams():
 @require_roles(Role.learner)
 def take(exam_id: int):
     attempt = operations.attempt_for(current_user.id, exam_id)
-    return render_template("exam/take.html", exam=attempt.exam, attempt=attempt, socket_token=socket_token(current_user))
+    return render_template("exam/take.html", exam=attempt.exam, attempt=attempt, socket_token=socket_token(current_user),
+                           webcam_required=current_app.config.get("EXAM_WEBCAM_REQUIRED", False))

@@ -15,6 +15,7 @@ SEVERITY = {
     "replayed": 90,
     "multiple_faces": 80,
     "headcount_low": 70,
+    "checkin_invalid": 70,
     "empty_room": 70,
     "camera_refused": 65,
     "camera_lost": 60,

@@ -1,0 +1,212 @@
+"""The analysis pool: OpenCV off the event loop, a bounded number at a time.
+
+A snapshot is analysed after its row is committed (status "pending"). The hub keeps a
+queue of snapshot ids in each process and ANALYSIS_WORKERS workers (greenlets under
+gevent) that take one id at a time and hand the OpenCV part to `realtime.run_blocking`,
+a real OS thread: OpenCV releases the GIL, so Socket.IO keeps serving while a frame is
+decoded and searched for faces. Only `detect_in_thread` runs in that thread; it touches
+no database and no Flask, only the file and the history bytes it is given.
+
+The queue is a convenience, not the record: the record is the snapshot rows with status
+"pending". On start, and every minute after, the pool re-queues pending snapshots that
+nobody finished (a hub restart, a crash, another process that died), so an acknowledged
+snapshot is always analysed in the end. Finishing is a conditional update, so a snapshot
+queued twice (by two processes) is written once.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from flask import Flask
+
+from .. import realtime
+from ..extensions import db, socketio
+
+log = logging.getLogger(__name__)
+
+EXTENSION_KEY = "diemcau_snapshot_analysis"
+#: how often the pool's ticker looks for offline cameras and forgotten pending snapshots.
+TICK_SECONDS = 10.0
+#: a pending snapshot older than this is re-queued (its first queue entry was lost).
+STALE_PENDING_SECONDS = 120.0
+#: queue bound: beyond it new ids wait in the database for the next re-queue.
+QUEUE_MAX = 10_000
+#: a snapshot whose analysis crashed this many times in a process is marked failed.
+MAX_CRASHES = 3
+
+_local = threading.local()
+
+
+# the OpenCV side: runs in a worker OS thread ------------------------------------------------
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """What a worker thread needs to build its own detector (detectors are not thread-safe)."""
+
+    model_path: str
+    input_size: int = 640
+
+
+@dataclass
+class Verdict:
+    """What `detect_in_thread` returns: plain data the worker greenlet writes to the database."""
+
+    analysis: Optional[dict[str, Any]] = None  #: `Analysis.to_dict()` plus the history's streaks
+    history: Optional[bytes] = None  #: the camera's updated `SiteHistory`
+    selfie: Optional[tuple[bool, str]] = None  #: `one_face_check` for a selfie
+    error_code: Optional[str] = None
+    error: Optional[str] = None
+
+
+def detector_for(spec: DetectorSpec):
+    """This thread's detector for `spec`, loaded once per thread."""
+    cache = getattr(_local, "detectors", None)
+    if cache is None:
+        cache = _local.detectors = {}
+    if spec not in cache:
+        from proctor import make_detector
+
+        cache[spec] = make_detector(spec.model_path, input_size=spec.input_size)
+    return cache[spec]
+
+
+def detect_in_thread(path: str, history: Optional[bytes], spec: DetectorSpec, *, now: float,
+                     selfie: bool = False, max_pixels: Optional[int] = None) -> Verdict:
+    """Decode, count faces and check the camera against its history. Never raises.
+
+    Bad data (not an image, truncated, corrupt, missing file, a malformed history) gives a
+    Verdict with `error_code`; the caller marks the snapshot failed and goes on.
+    """
+    from proctor import MAX_PIXELS, ImageError, SiteHistory, analyse, one_face_check
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return Verdict(error_code="file_missing", error=str(exc)[:200])
+    past = None
+    if history:
+        try:
+            past = SiteHistory.from_bytes(history)
+        except ValueError:
+            past = None  # a damaged history: start again rather than fail every frame
+    try:
+        detector = detector_for(spec)
+        result = analyse(data, detector, past, now=now, max_pixels=max_pixels or MAX_PIXELS)
+        check = one_face_check(data, detector, max_pixels=max_pixels or MAX_PIXELS) if selfie else None
+    except ImageError as exc:
+        return Verdict(error_code=exc.code, error=exc.message[:200])
+    except Exception as exc:  # noqa: BLE001 - hostile bytes must not take the worker down
+        log.exception("snapshot analysis failed on %s", path)
+        return Verdict(error_code="analysis_failed", error=f"{type(exc).__name__}: {exc}"[:200])
+    summary = result.to_dict()
+    summary.update(frozen_streak=result.history.frozen_streak, moved_streak=result.history.moved_streak,
+                   still_streak=result.history.still_streak)
+    return Verdict(analysis=summary, history=result.history.to_bytes(), selfie=check)
+
+
+# the hub side: a queue and workers per process ------------------------------------------------
+
+class AnalysisPool:
+    """ANALYSIS_WORKERS workers fed by an in-process queue of snapshot ids."""
+
+    def __init__(self, app: Flask, workers: int):
+        self.app = app
+        self.workers = max(1, workers)
+        self.queue = socketio.server.eio.create_queue()
+        self.queued: set[int] = set()
+        #: snapshots whose analysis raised (not bad data: a bug or the database), per id.
+        self.crashes: dict[int, int] = {}
+
+    def submit(self, snapshot_id: int) -> bool:
+        """Queue a committed snapshot for analysis; False if it must wait for a re-queue."""
+        if snapshot_id in self.queued:
+            return True
+        if len(self.queued) >= QUEUE_MAX:
+            return False
+        self.queued.add(snapshot_id)
+        self.queue.put(snapshot_id)
+        return True
+
+    def start(self) -> None:
+        for _ in range(self.workers):
+            socketio.start_background_task(self._work)
+
+    def _work(self) -> None:
+        from . import snapshots
+
+        while True:
+            snapshot_id = self.queue.get()
+            self.queued.discard(snapshot_id)
+            try:
+                with self.app.app_context():
+                    snapshots.process(snapshot_id)
+                self.crashes.pop(snapshot_id, None)
+            except Exception:  # the worker outlives any snapshot
+                self.crashes[snapshot_id] = self.crashes.get(snapshot_id, 0) + 1
+                give_up = self.crashes[snapshot_id] >= MAX_CRASHES
+                log.exception("snapshot %s: analysis crashed (%s)", snapshot_id,
+                              "given up" if give_up else "stays pending for a retry")
+                with self.app.app_context():
+                    db.session.rollback()
+                    if give_up:
+                        self.crashes.pop(snapshot_id, None)
+                        snapshots.give_up(snapshot_id, "crashed")
+                        db.session.commit()
+                    db.session.remove()
+                socketio.sleep(1)
+
+
+def pool(app: Flask) -> Optional[AnalysisPool]:
+    """This process's pool, or None when it is not serving (CLI, tests with Flask's client)."""
+    return app.extensions.get(EXTENSION_KEY)
+
+
+def submit(app: Flask, snapshot_id: int) -> bool:
+    """Hand a committed snapshot to this process's pool, if it has one.
+
+    Without a pool (tests, CLI) the snapshot stays pending: a serving hub picks it up,
+    and tests call `snapshots.process` themselves, the function the workers call.
+    """
+    running = pool(app)
+    return running.submit(snapshot_id) if running is not None else False
+
+
+def run(app: Flask) -> None:
+    """The background task `realtime.on_serve` starts: the workers, then the ticker."""
+    from . import snapshots
+
+    with app.app_context():
+        workers = int(snapshots.setting("ANALYSIS_WORKERS"))
+    running = AnalysisPool(app, workers)
+    app.extensions[EXTENSION_KEY] = running
+    running.start()
+    stale_after = 0.0  # at start every pending snapshot is someone's unfinished work
+    while True:
+        try:
+            with app.app_context():
+                for snapshot_id in snapshots.pending_ids(older_than_s=stale_after):
+                    running.submit(snapshot_id)
+                raised = snapshots.flag_offline_cameras()
+                db.session.commit()
+                for item in raised:
+                    snapshots.push_flag(item)
+        except Exception:
+            log.exception("snapshot ticker failed; trying again next tick")
+            with app.app_context():
+                db.session.rollback()
+                db.session.remove()
+        stale_after = STALE_PENDING_SECONDS
+        socketio.sleep(TICK_SECONDS)
+
+
+def run_detection(path: str, history: Optional[bytes], spec: DetectorSpec, **kwargs: Any) -> Verdict:
+    """`detect_in_thread` in a real OS thread (gevent/eventlet), or right here (threading)."""
+    started = time.perf_counter()
+    verdict = realtime.run_blocking(detect_in_thread, path, history, spec, **kwargs)
+    log.debug("snapshot analysed in %.0f ms", (time.perf_counter() - started) * 1000)
+    return verdict
