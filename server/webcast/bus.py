@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Hashable, Optional
+from typing import Any, Callable, Optional
 
 from .relay import Chunk, Fanout
 
@@ -206,7 +206,6 @@ class TrackRelay:
         self.pub_seq = 0
         self.pieces = 0
         self.gaps = 0
-        self.last_at: Optional[float] = None
 
     def accept(self, msg: Message, now: float) -> None:
         if msg.init:
@@ -232,7 +231,6 @@ class TrackRelay:
                  keyframe: bool = False, mime: str = "") -> None:
         self.seq += 1
         self.pieces += 1
-        self.last_at = now
         self.join.remember(data, init=init, join_point=cluster_start and keyframe, mime=mime)
         self.fanout.publish(Chunk(self.seq, data, cluster_start, keyframe, now, init))
 
@@ -406,6 +404,3 @@ class Relay:
                 return None
             return {"pieces": relay.pieces, "gaps": relay.gaps, "sites": len(relay.fanout),
                     "joinable": relay.join.join_payload() is not None}
-
-    def has_site(self, sid: Hashable) -> bool:
-        return sid in self.sites

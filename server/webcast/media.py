@@ -326,10 +326,12 @@ class MediaHub:
         self._bus(Message("finish", lecture_id))
 
     def _on_control(self, msg: Message) -> None:
-        if msg.kind == "start":
-            self._supersede(msg.key, msg.publisher)
-        elif msg.kind == "finish":
-            self._close_lecture(msg.lecture_id)
+        # may run in the bus listener's task: closing a writer stores its progress.
+        with self.app.app_context():
+            if msg.kind == "start":
+                self._supersede(msg.key, msg.publisher)
+            elif msg.kind == "finish":
+                self._close_lecture(msg.lecture_id)
 
     def _supersede(self, key: tuple[int, str], publisher: str) -> None:
         for pub in list(self.publishers.values()):
@@ -437,7 +439,7 @@ class MediaNamespace(SafeNamespace):
         hub.end_socket(request.sid)
 
     # publishing ------------------------------------------------------------------
-    def on_media_publish(self, data):
+    def on_media_publish(self, data=None):
         data = require_dict(data, "lecture_id", "track", "seq", "data")
         lecture_id, seq = require_int(data, "lecture_id"), require_int(data, "seq")
         track = _track(data)
@@ -466,7 +468,7 @@ class MediaNamespace(SafeNamespace):
         db.session.commit()
         return pub
 
-    def on_media_end(self, data):
+    def on_media_end(self, data=None):
         data = require_dict(data, "lecture_id")
         track = _track(data, "av")
         hub = media_hub()
@@ -481,7 +483,7 @@ class MediaNamespace(SafeNamespace):
         return {"ok": True}
 
     # watching --------------------------------------------------------------------
-    def on_media_subscribe(self, data):
+    def on_media_subscribe(self, data=None):
         data = require_dict(data, "lecture_id")
         lecture_id = require_int(data, "lecture_id")
         track = _track(data, "av")

@@ -24,7 +24,7 @@ import secrets
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Iterable, Optional
 
 import sqlalchemy as sa
 from flask import Flask, current_app
@@ -166,6 +166,8 @@ def has_cues(path: Path) -> bool:
     Cluster: what a remuxed file has and a live one (SeekHead voided) has not."""
     with open(path, "rb") as f:
         data = f.read(256 * 1024)
+    if data[:4] != EBML.to_bytes(4, "big"):
+        return False
     i = 0
     while i < len(data):
         head = read_id(data, i)
@@ -174,13 +176,11 @@ def has_cues(path: Path) -> bool:
             return False
         eid, body = head[0], i + head[1] + size[1]
         if eid == SEGMENT:
-            i = body
+            i = body  # into it
             continue
         if eid == CUES or (eid == SEEK_HEAD and CUES.to_bytes(4, "big") in data[body:body + (size[0] or 0)]):
             return True
         if eid == CLUSTER or size[0] is None:
-            return False
-        if eid != EBML and i == 0:
             return False
         i = body + size[0]
     return False
@@ -253,6 +253,3 @@ def _finish(app: Flask, lecture_id: int, name: str) -> None:
         finally:
             db.session.remove()
 
-
-def describe(lecture: Lecture) -> dict[str, Any]:
-    return {"file": lecture.recording_file, "bytes": lecture.recording_bytes, "duration_ms": lecture.duration_ms}

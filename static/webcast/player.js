@@ -9,8 +9,9 @@
  * the latest keyframe cluster to a joiner); every init opens a fresh MediaSource, whose
  * codecs come from the hub (`mime`) or from the init segment itself. The timeline does
  * not start at 0 after a late join or a jump, so the player seeks into what is buffered
- * and keeps near the live edge: a little faster playback when slightly behind, a jump
- * when more than `maxLatencyS` behind. Old buffer is trimmed.
+ * and keeps near the live edge: a little faster playback while the buffer never ran low
+ * in the last seconds (`marginS`), a jump when more than `maxLatencyS` behind. Old
+ * buffer is trimmed.
  *
  * stats() → {state, buffer_s, bitrate_kbps, dropped, received, rtt_ms, latency_s, track,
  *            jumps, muted}
@@ -22,6 +23,7 @@ const PING_MS = 5000;
 const RATE_WINDOW_MS = 5000;
 const STALL_MS = 6000;
 const RESUBSCRIBE_MS = 5000;
+const PACE_WINDOW_MS = 3000;
 
 function sniffMime(bytes) {
   // CodecIDs are plain ASCII in the Tracks element of the init segment.
@@ -43,7 +45,7 @@ export class LivePlayer {
    *          targetLatencyS?: number, keepBufferS?: number, onState?: Function}} options
    */
   constructor(videoEl, { socket, lectureId, track = "av", maxLatencyS = 3, targetLatencyS = 0.5,
-                         keepBufferS = 20, onState = null } = {}) {
+                         marginS = 0.25, keepBufferS = 20, onState = null } = {}) {
     if (!videoEl) throw new Error("LivePlayer: a <video> element is required");
     if (!socket) throw new Error("LivePlayer: a Socket.IO socket on /media is required");
     if (typeof MediaSource === "undefined") throw new Error("LivePlayer: Media Source Extensions are not available");
@@ -53,6 +55,8 @@ export class LivePlayer {
     this.track = track;
     this.maxLatencyS = maxLatencyS;
     this.targetLatencyS = targetLatencyS;
+    this.marginS = marginS;
+    this.history = [];
     this.keepBufferS = keepBufferS;
     this.onState = onState;
     this.state = "idle";
@@ -291,10 +295,9 @@ export class LivePlayer {
         if (this.seeked && behind > this.maxLatencyS) this.s.jumps += 1;
         v.currentTime = Math.max(start, end - this.targetLatencyS);
         this.seeked = true;
+        this.history = [];
       } else {
-        // catch up gently rather than jump: a tenth faster until back at the target
-        if (behind > this.targetLatencyS + 0.3) v.playbackRate = 1.1;
-        else if (behind <= this.targetLatencyS) v.playbackRate = 1.0;
+        this._pace(behind);
       }
       if (v.paused && end - v.currentTime > 0.2) this._play();
       this._trim(false);
@@ -304,6 +307,26 @@ export class LivePlayer {
       this._setState("stalled");
     }
     if (this.sb && !this.sb.updating && this.queue.length) this._append();
+  }
+
+  /** Catch up gently rather than jump: data comes in bursts (the recorder's timeslice),
+   * so what matters is the smallest buffer of the last few seconds. While it stays above
+   * the margin, play a little faster; at the margin, play at normal speed. */
+  _pace(behind) {
+    const now = performance.now();
+    this.history.push([now, behind]);
+    while (this.history.length && now - this.history[0][0] > PACE_WINDOW_MS) this.history.shift();
+    if (now - this.history[0][0] < PACE_WINDOW_MS / 2) return;  // not enough seen yet
+    const least = Math.min(...this.history.map((h) => h[1]));
+    const margin = this.marginS;
+    if (least > margin + 1.0) {  // far behind for seconds (a busy machine): skip ahead
+      this.video.currentTime += least - margin;
+      this.s.jumps += 1;
+      this.history = [];
+      return;
+    }
+    const rate = least > margin + 0.4 ? 1.25 : least > margin ? 1.08 : 1.0;
+    if (this.video.playbackRate !== rate) this.video.playbackRate = rate;
   }
 
   _trim(urgent) {
