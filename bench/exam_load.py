@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import psutil  # noqa: E402
 
-from hubctl import PY, ROOT, BenchDB, Hub, Organizer, Sampler, free_port, hub_env, pct, prepare  # noqa: E402
+from hubctl import PY, ROOT, BenchDB, Hub, Organizer, PgActivity, Sampler, free_port, hub_env, pct, prepare  # noqa: E402
 from learners import raise_fd_limit, worker_main  # noqa: E402
 
 mono = time.monotonic
@@ -52,12 +52,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=500.0, help="answers/s across all learners, steady phase")
     p.add_argument("--duration-minutes", type=int, default=3)
     p.add_argument("--burst-seconds", type=float, default=25.0)
-    p.add_argument("--burst-rate", type=float, default=1500.0, help="answers/s across all learners in the burst")
+    p.add_argument("--burst-rate", type=float, default=1000.0, help="answers/s across all learners in the burst")
     p.add_argument("--burst-share", type=float, default=0.6, help="share of learners answering in the burst")
     p.add_argument("--submit-share", type=float, default=0.5, help="share of learners submitting in the burst")
     p.add_argument("--change-prob", type=float, default=0.1, help="chance an answer changes an earlier one")
     p.add_argument("--workers", type=int, default=4)
-    p.add_argument("--connect-rate", type=float, default=500.0, help="new learners/s while connecting")
+    p.add_argument("--connect-rate", type=float, default=500.0, help="new learners/s while connecting (at most)")
+    p.add_argument("--connect-concurrency", type=int, default=64,
+                   help="connects+joins in flight across all workers (more only overflows the hub's listen backlog)")
     p.add_argument("--db", choices=["postgresql", "sqlite"], default="postgresql")
     p.add_argument("--grace", type=float, default=5.0, help="DIEMCAU_EXAM_GRACE_SECONDS")
     p.add_argument("--scheduler-interval", type=float, default=1.0)
@@ -66,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hub-env", action="append", default=[], help="extra KEY=VALUE for the hub")
     p.add_argument("--py-spy", type=float, default=0.0,
                    help="record a py-spy profile of the hub for this many seconds from the open (0: off)")
+    p.add_argument("--hub-launcher", default=None, help="run this script instead of `python -m server` (bench/hub_debug.py)")
     p.add_argument("--keep-log", default=None, help="copy the hub log here")
     p.add_argument("--json", default=None, help="write all figures (and raw summaries) here")
     p.add_argument("--seed", type=int, default=1)
@@ -159,7 +162,7 @@ def run(args: argparse.Namespace) -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         "args": vars(args), "machine": {"cores": psutil.cpu_count(), "ram_gb": round(psutil.virtual_memory().total / 2**30, 1)},
     }
-    hub = workers = sampler = spy = None
+    hub = workers = sampler = spy = pga = None
     t_phase: dict[str, float] = {}
     try:
         # 1. database ------------------------------------------------------------
@@ -176,11 +179,13 @@ def run(args: argparse.Namespace) -> dict:
 
         # 2. hub -----------------------------------------------------------------
         port = free_port()
-        hub = Hub(env, port, tmp / "hub.log").start()
+        hub = Hub(env, port, tmp / "hub.log", args.hub_launcher).start()
         org = Organizer(hub.url)
         org.login()
         sampler = Sampler(hub.pid)
         sampler.start()
+        pga = PgActivity(db)
+        pga.start()
         time.sleep(3)
         base = sampler.snapshot()
         t_phase["idle"] = time.time()
@@ -191,9 +196,9 @@ def run(args: argparse.Namespace) -> dict:
         sampler.worker_pids = workers.pids
         t_phase["connect"] = time.time()
         per_worker_rate = args.connect_rate / args.workers
-        workers.send("connect", {"rate": per_worker_rate, "concurrency": 200, "timeout": 60, "retries": 3,
-                                 "deadline": args.learners / args.connect_rate + 300})
-        conn = workers.gather("connect", args.learners / args.connect_rate + 400)
+        workers.send("connect", {"rate": per_worker_rate, "concurrency": max(1, args.connect_concurrency // args.workers), "timeout": 60, "retries": 3,
+                                 "deadline": args.learners / 20 + 300})
+        conn = workers.gather("connect", args.learners / 20 + 400)
         t_phase["joined"] = time.time()
         n_ok = sum(c["ok"] for c in conn)
         fails: Counter = Counter()
@@ -249,7 +254,7 @@ def run(args: argparse.Namespace) -> dict:
             t_open_wall = opens
             t_open = mono() + (opens - time.time())
         if args.py_spy > 0:
-            spy = start_py_spy(hub.pid, args.py_spy, tmp / "hub-profile.svg")
+            spy = start_py_spy(hub.pid, args.py_spy, tmp / "hub-profile.txt")
         deadline = wait_deadline(db, 30)
         t_phase["open"] = t_open_wall
         burst_start = deadline - args.burst_seconds
@@ -271,7 +276,7 @@ def run(args: argparse.Namespace) -> dict:
 
         runs = workers.gather("run", exam_s + args.grace + 400)
         t_phase["done"] = time.time()
-        res.update(summarize_run(runs, t_open, burst_start, deadline, args))
+        res.update(summarize_run(runs, t_open, t_open_wall, burst_start, deadline, args))
         res["cpu"] = {
             "steady": sampler.between(t_open_wall + 5, burst_start),
             "burst": sampler.between(burst_start, deadline),
@@ -282,6 +287,13 @@ def run(args: argparse.Namespace) -> dict:
         res["integrity"] = check_integrity(db, runs)
         log(f"integrity: {res['integrity']}")
         res["hub_log"] = hub.log_problems()
+        pga.stop()
+        res["pg_activity"] = {
+            "steady": pg_window(pga, t_open_wall + 5, burst_start),
+            "burst": pg_window(pga, burst_start, deadline),
+            "close": pg_window(pga, deadline, (t_closed or deadline + args.grace + 5) + 1),
+            "raw": pga.samples,
+        }
         res["hub_cpu_timeline"] = [
             (round(b["t"] - t_open_wall, 1), round((b["hub_cpu"] - a["hub_cpu"]) / (b["t"] - a["t"]), 2),
              round((b["pg_cpu"] - a["pg_cpu"]) / (b["t"] - a["t"]), 2), round(b["rss"] / 2**20))
@@ -289,8 +301,10 @@ def run(args: argparse.Namespace) -> dict:
         ]
         if spy is not None:
             spy.wait(args.py_spy + 60)
-            res["py_spy_svg"] = str(tmp / "hub-profile.svg")
+            res["py_spy_raw"] = str(tmp / "hub-profile.txt")
     finally:
+        if pga is not None:
+            pga.stop()
         if spy is not None and spy.poll() is None:
             spy.terminate()
         if workers is not None:
@@ -301,17 +315,29 @@ def run(args: argparse.Namespace) -> dict:
             hub.stop()
             if args.keep_log:
                 shutil.copy(hub.log_path, args.keep_log)
-            if spy is not None and (tmp / "hub-profile.svg").exists() and args.keep_log:
-                shutil.copy(tmp / "hub-profile.svg", str(args.keep_log) + ".svg")
+            if spy is not None and (tmp / "hub-profile.txt").exists() and args.keep_log:
+                shutil.copy(tmp / "hub-profile.txt", str(args.keep_log) + ".spy.txt")
         db.drop()
         shutil.rmtree(tmp, ignore_errors=True)
     return res
 
 
+def pg_window(pga: PgActivity, t0: float, t1: float) -> dict:
+    rows = [(t, r) for t, r in pga.samples if t0 <= t < t1]
+    if not rows:
+        return {}
+    seen: Counter = Counter()
+    for _, rs in rows:
+        for st, wait, q, n, _ in rs:
+            seen[f"{st} | {wait} | {q}"] += n
+    return {"samples": len(rows), "peak_connections": max(sum(r[3] for r in rs) for _, rs in rows),
+            "mean_by_kind": {k: round(v / len(rows), 2) for k, v in seen.most_common(10)}}
+
+
 def start_py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen:
     spy = str(ROOT / ".venv" / "bin" / "py-spy")
     return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "50",
-                             "--nonblocking", "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--nonblocking", "--format", "raw", "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def wait_deadline(db: BenchDB, timeout: float) -> float:
@@ -380,7 +406,7 @@ def report_timing(env: dict) -> dict:
         return {"error": repr(err)}
 
 
-def summarize_run(runs: list[dict], t_open: float, burst_start: float, deadline: float, args) -> dict:
+def summarize_run(runs: list[dict], t_open: float, t_open_wall: float, burst_start: float, deadline: float, args) -> dict:
     start = [s for r in runs for s in r["start"]]
     n = sum(r["n"] for r in runs)
     recv = [rx - t_open for rx, _, _ in start]
@@ -422,7 +448,9 @@ def summarize_run(runs: list[dict], t_open: float, burst_start: float, deadline:
         "submit": {"n": len(submits), "latency": lat_stats(submits), "errors": dict(sub_err)},
         "attempt_closed_events": {"n": len(closed_rx), "after_open_p50_s": round(pct(closed_rx, 0.5), 2) if closed_rx else None},
         "results_received": sum(r["results"] for r in runs),
-        "client": {"events": dict(ev), "disconnects": dict(disc), "reconnects": sum(r["reconnects"] for r in runs),
+        "client": {"events": dict(ev), "disconnects": dict(disc),
+                   "disconnect_info": [d for r in runs for d in r.get("disconnect_info", [])][:100],
+                   "disconnect_times_after_open_s": sorted(round(t - t_open_wall, 1) for r in runs for t in r["disconnect_times"])[:200], "reconnects": sum(r["reconnects"] for r in runs),
                    "loop_lag": [r["lag"] for r in runs], "workers_cpu_s": [round(r["cpu"], 1) for r in runs]},
     }
     return out

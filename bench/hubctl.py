@@ -136,8 +136,10 @@ def prepare(db: BenchDB, env: dict, learners: int, duration_minutes: int, tokens
 
 # the hub -----------------------------------------------------------------------
 class Hub:
-    def __init__(self, env: dict, port: int, log_path: Path) -> None:
+    def __init__(self, env: dict, port: int, log_path: Path, launcher: Optional[str] = None) -> None:
         self.env, self.port, self.log_path = env, port, log_path
+        #: a script to run instead of `-m server` (e.g. bench/hub_debug.py)
+        self.launcher = launcher
         self.url = f"http://127.0.0.1:{port}"
         self.proc: Optional[subprocess.Popen] = None
 
@@ -149,7 +151,7 @@ class Hub:
     def start(self, timeout: float = 60.0) -> "Hub":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [PY, "-m", "server", "--host", "127.0.0.1", "--port", str(self.port)],
+            [PY, *([self.launcher] if self.launcher else ["-m", "server"]), "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
@@ -229,6 +231,51 @@ class Organizer:
 
 
 # samplers ----------------------------------------------------------------------
+class PgActivity(threading.Thread):
+    """Every `every` seconds: what the hub's PostgreSQL connections are doing
+    (state, wait event, the start of the query), counted."""
+
+    def __init__(self, db: "BenchDB", every: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.db, self.every = db, every
+        self.samples: list[tuple[float, list]] = []
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        if self.db.kind != "postgresql":
+            return
+        conn = self.db.connect()
+        try:
+            cur = conn.cursor()
+            while not self._stop.is_set():
+                cur.execute(
+                    "SELECT state, coalesce(wait_event_type || ':' || wait_event, ''), left(regexp_replace(query, '\\s+', ' ', 'g'), 70), "
+                    "count(*), max(extract(epoch from now() - xact_start)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() GROUP BY 1, 2, 3 ORDER BY 4 DESC")
+                self.samples.append((time.time(), [list(r) for r in cur.fetchall()]))
+                self._stop.wait(self.every)
+        except Exception as err:  # noqa: BLE001
+            self.samples.append((time.time(), [["sampler failed", repr(err), "", 0, 0]]))
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def summary(self) -> dict:
+        """Peak connections, and the most frequent (state, wait, query) seen."""
+        from collections import Counter
+
+        peak = max((sum(r[3] for r in rows) for _, rows in self.samples), default=0)
+        seen: Counter = Counter()
+        for _, rows in self.samples:
+            for st, wait, q, n, _ in rows:
+                seen[f"{st} | {wait} | {q}"] += n
+        n = max(len(self.samples), 1)
+        return {"peak_connections": peak, "mean_connections_by_kind": {k: round(v / n, 2) for k, v in seen.most_common(12)}}
+
+
+
 class Sampler(threading.Thread):
     """Every `every` seconds: the hub's CPU time and RSS, the workers' CPU time, and the
     CPU time of all PostgreSQL processes (the database shares the 2 cores)."""

@@ -104,6 +104,8 @@ class Worker:
         self.events: Counter = Counter()
         self.lag: list[tuple[float, float]] = []
         self.disconnects: Counter = Counter()
+        self.disconnect_times: list[float] = []
+        self.disconnect_info: list[dict] = []
 
     # plumbing -----------------------------------------------------------------
     async def main(self) -> None:
@@ -263,6 +265,12 @@ class Worker:
 
     def on_close(self, L: Learner, reason: str) -> None:
         self.disconnects[reason[:80]] += 1
+        self.disconnect_times.append(time.time())
+        c, now = L.conn, time.monotonic()
+        if c is not None and len(self.disconnect_info) < 300:
+            self.disconnect_info.append({"reason": reason[:60], "since_rx_s": round(now - c.last_rx, 2),
+                                         "since_ping_s": round(now - c.last_ping, 2) if c.last_ping else None,
+                                         "pings": c.pings, "age_s": round(now - c.opened_at, 1)})
         if self.running and not L.done and not L.reconnecting:
             asyncio.ensure_future(self.reconnect(L))
 
@@ -449,6 +457,8 @@ class Worker:
             "lost_acks": self.lost_acks,
             "events": dict(self.events),
             "disconnects": dict(self.disconnects),
+            "disconnect_times": self.disconnect_times,
+            "disconnect_info": self.disconnect_info,
             "reconnects": sum(L.reconnects for L in active),
             "lag": self._lag_summary(),
             "lag_raw": self.lag,

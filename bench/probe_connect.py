@@ -26,6 +26,17 @@ from learners import raise_fd_limit  # noqa: E402
 from sio import Conn  # noqa: E402
 
 
+async def recv_until(ws, prefix):
+    while True:
+        msg = await ws.receive()
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            raise RuntimeError(f"socket ended: {msg.type} {msg.data} {msg.extra}")
+        if msg.data == "2":
+            await ws.send_str("3")
+        elif msg.data.startswith(prefix):
+            return msg
+
+
 async def one(session, url, token, out, concurrency):
     async with concurrency:
         t0 = time.monotonic()
@@ -34,19 +45,13 @@ async def one(session, url, token, out, concurrency):
         msg = await ws.receive()
         t2 = time.monotonic()
         await ws.send_str('40/exam,' + json.dumps({"token": token}))
-        msg = await ws.receive()
+        msg = await recv_until(ws, "40/exam,")
         t3 = time.monotonic()
         await ws.send_str('42/exam,1["attempt.join",{"exam_id":1}]')
-        while True:
-            msg = await ws.receive()
-            if msg.data.startswith("43/exam,1"):
-                break
+        await recv_until(ws, "43/exam,1[")
         t4 = time.monotonic()
         await ws.send_str('42/exam,2["time.sync",{"t0":1}]')
-        while True:
-            msg = await ws.receive()
-            if msg.data.startswith("43/exam,2"):
-                break
+        await recv_until(ws, "43/exam,2[")
         t5 = time.monotonic()
         out.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, ws))
 
@@ -99,12 +104,19 @@ def main():
             time.sleep(1.0)
         import psutil
         hp = psutil.Process(hub.pid)
+        def pgcpu():
+            return sum(sum(p.info["cpu_times"][:2]) for p in psutil.process_iter(["name", "cpu_times"])
+                       if (p.info["name"] or "").startswith("postgres") and p.info["cpu_times"])
+        def sessions():
+            return db.query("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")[0][0]
+        s0 = sessions(); pg0 = pgcpu()
         c0 = sum(hp.cpu_times()[:2]); me0 = sum(os.times()[:2])
         out, total, dump_text = asyncio.run(main_async(hub.url, tokens, a.concurrency, hub.pid if a.spy else 0))
         if rec:
             rec.send_signal(2)
             rec.wait(30)
         c1 = sum(hp.cpu_times()[:2]); me1 = sum(os.times()[:2])
+        print(f"postgres CPU {pgcpu() - pg0:.2f}s, new postgres sessions {sessions() - s0}")
         print(f"hub CPU {c1 - c0:.2f}s ({(c1 - c0) / len(tokens) * 1000:.1f} ms/learner, {(c1 - c0) / total:.2f} cores), client CPU {me1 - me0:.2f}s")
         names = ["ws handshake", "eio open", "ns connect", "attempt.join", "time.sync"]
         print(f"{a.mode}: {len(out)} learners in {total:.2f}s")

@@ -28,7 +28,8 @@ class ConnectError(Exception):
 class Conn:
     __slots__ = (
         "ns", "ws", "deflate", "on_event", "on_close", "_next_id", "_acks", "_reader",
-        "_prefix_ev", "_prefix_ack", "_connected", "closed", "close_reason", "last_rx",
+        "_prefix_ev", "_prefix_ack", "_connected", "closed", "close_reason", "last_rx", "pings", "last_ping",
+        "opened_at",
     )
 
     def __init__(self, ns: str = "/exam") -> None:
@@ -49,6 +50,9 @@ class Conn:
         self.closed = False
         self.close_reason = ""
         self.last_rx = 0.0
+        self.pings = 0
+        self.last_ping = 0.0
+        self.opened_at = 0.0
 
     async def connect(self, session: aiohttp.ClientSession, url: str, auth: dict, timeout: float = 30.0) -> None:
         """Websocket handshake, Engine.IO open, namespace connect with `auth`."""
@@ -62,6 +66,7 @@ class Conn:
         if msg.type != aiohttp.WSMsgType.TEXT or not msg.data.startswith("0"):
             await self.ws.close()
             raise ConnectError(f"bad open packet: {msg.type} {str(msg.data)[:80]}")
+        self.opened_at = time.monotonic()
         loop = asyncio.get_running_loop()
         self._connected = loop.create_future()
         self._reader = asyncio.create_task(self._read())
@@ -136,6 +141,8 @@ class Conn:
             if self.on_event is not None:
                 self.on_event(args[0], args[1] if len(args) > 1 else None)
         elif data == "2":
+            self.pings += 1
+            self.last_ping = time.monotonic()
             asyncio.ensure_future(self._send_raw("3"))
         elif data.startswith(f"40{self.ns},"):
             if self._connected is not None and not self._connected.done():

@@ -1,0 +1,97 @@
+"""The hub as `python -m server` runs it, plus Engine.IO bookkeeping for diagnosis
+(bench only; the hub's code is not changed). Every 5 s it prints one line:
+
+  [eio] t=<s since start> sockets=<n> pings_sent=<Δ> pongs=<Δ> closes={reason: Δ}
+        writer_idle_exits=<Δ> queue_max=<largest send queue> answer_queue=<writer backlog>
+
+    .venv/bin/python bench/hub_debug.py --host 127.0.0.1 --port 5000   (same env as the hub)
+    bench/exam_load.py --hub-launcher bench/hub_debug.py ...
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from server import realtime  # noqa: E402
+
+realtime.patch()
+
+import argparse  # noqa: E402
+import collections  # noqa: E402
+import time  # noqa: E402
+
+import engineio.socket as eio_socket  # noqa: E402
+from engineio import exceptions as eio_exc  # noqa: E402
+
+T0 = time.time()
+stats = collections.Counter()
+closes = collections.Counter()
+
+
+def instrument() -> None:
+    S = eio_socket.Socket
+    orig_send_ping, orig_schedule, orig_close, orig_poll = S._send_ping, S.schedule_ping, S.close, S.poll
+
+    def _send_ping(self):
+        orig_send_ping(self)
+        stats["pings_sent"] += 1
+
+    def schedule_ping(self):
+        stats["pongs"] += 1
+        if not self.last_ping:
+            stats["pong_without_ping"] += 1
+        return orig_schedule(self)
+
+    def close(self, wait=True, abort=False, reason=None):
+        if not self.closed and not self.closing:
+            closes[str(reason)] += 1
+        return orig_close(self, wait=wait, abort=abort, reason=reason)
+
+    def poll(self):
+        try:
+            return orig_poll(self)
+        except eio_exc.QueueEmpty:
+            stats["writer_idle_exits"] += 1
+            raise
+
+    S._send_ping, S.schedule_ping, S.close, S.poll = _send_ping, schedule_ping, close, poll
+
+
+def reporter(app) -> None:
+    from server.extensions import socketio
+
+    last = collections.Counter()
+    last_closes = collections.Counter()
+    while True:
+        socketio.sleep(5)
+        eio = socketio.server.eio
+        socks = list(eio.sockets.values())
+        qmax = max((s.queue.qsize() for s in socks), default=0)
+        writer = app.extensions.get("answer_writer")
+        backlog = writer._queue.qsize() if writer is not None and writer._queue is not None else 0
+        d = {k: stats[k] - last[k] for k in stats}
+        dc = {k: closes[k] - last_closes[k] for k in closes if closes[k] - last_closes[k]}
+        last, last_closes = collections.Counter(stats), collections.Counter(closes)
+        print(f"[eio] t={time.time() - T0:.0f} sockets={len(socks)} pings_sent={d.get('pings_sent', 0)} "
+              f"pongs={d.get('pongs', 0)} pong_without_ping={d.get('pong_without_ping', 0)} closes={dc} "
+              f"writer_idle_exits={d.get('writer_idle_exits', 0)} queue_max={qmax} answer_queue={backlog}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    args = parser.parse_args()
+    instrument()
+    from server import create_app
+
+    app = create_app()
+    realtime.on_serve(app, reporter)
+    print(f"Điểm Cầu hub (debug) on http://{args.host}:{args.port} ({realtime.mode()})", flush=True)
+    realtime.serve(app, args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()
