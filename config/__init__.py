@@ -25,7 +25,7 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": _env("DATABASE_URL"),
         #: Redis URL for the Socket.IO message queue (several hub processes).
         "REDIS_URL": _env("REDIS_URL"),
-        #: "gevent" (default: it holds the exam targets, see docs/benchmarks.md) or "eventlet".
+        #: "gevent" (default: less memory, faster start broadcast; see docs/benchmarks.md) or "eventlet".
         "ASYNC_MODE": _env("ASYNC_MODE", "gevent"),
         "BABEL_DEFAULT_LOCALE": "vi",
         "BABEL_DEFAULT_TIMEZONE": "Asia/Ho_Chi_Minh",
@@ -34,6 +34,8 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         #: how long the answer writer waits to gather a batch before committing it.
         "ANSWER_BATCH_WINDOW_MS": float(_env("ANSWER_BATCH_WINDOW_MS", 10)),
         "ANSWER_BATCH_MAX": int(_env("ANSWER_BATCH_MAX", 500)),
+        #: answers waiting for the writer beyond which the hub says "busy" at once.
+        "ANSWER_QUEUE_MAX": int(_env("ANSWER_QUEUE_MAX", 5000)),
         #: the largest Socket.IO message the hub accepts, in bytes.
         "MAX_SOCKET_MESSAGE": int(_env("MAX_SOCKET_MESSAGE", 64 * 1024)),
         "MAX_CONTENT_LENGTH": int(_env("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)),

@@ -41,8 +41,9 @@ def patch() -> str:
     elif chosen == "eventlet":
         import warnings
 
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module="eventlet")
-        import eventlet
+        with warnings.catch_warnings():  # "bugfix-only mode" is known: docs/benchmarks.md
+            warnings.simplefilter("ignore")
+            import eventlet
 
         eventlet.monkey_patch()
         from psycogreen.eventlet import patch_psycopg
@@ -93,6 +94,10 @@ def serve(app: Any, host: str, port: int, log_output: bool = False) -> None:
     if socketio.async_mode == "eventlet":
         # eventlet.wsgi.server takes only 1,024 connections unless told otherwise.
         kwargs["max_size"] = 100_000
+    if socketio.async_mode == "gevent":
+        # a province reconnecting at once overflows the default backlog of 128, and the
+        # refused SYNs come back 1-3 s later (docs/benchmarks.md).
+        kwargs["backlog"] = 4096
     if socketio.async_mode == "threading":
         kwargs["allow_unsafe_werkzeug"] = True
     socketio.run(app, **kwargs)

@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any, Optional
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 from flask import Flask
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -39,6 +40,8 @@ class PendingAnswer:
     is_correct: bool
     done: Any = None
     result: Optional[dict] = None
+    #: the handler stopped waiting (and told the client to resend): don't write it.
+    cancelled: bool = False
     queued_at: float = field(default_factory=time.monotonic)
 
 
@@ -46,10 +49,16 @@ class AnswerWriter:
     def __init__(self, app: Flask) -> None:
         self._queue: Any = None
         self._app = app
+        self._engine: Any = None
         self.batches = 0
 
     def _ensure_started(self) -> None:
         if self._queue is None:
+            # The writer has its own connection: request handlers waiting on row locks
+            # can empty the shared pool, and every learner's acks would wait with them.
+            with self._app.app_context():
+                url = db.engine.url
+            self._engine = sa.create_engine(url, pool_size=1, max_overflow=0, pool_recycle=3600)
             self._queue = socketio.server.eio.create_queue()
             self._empty = socketio.server.eio.get_queue_empty_exception()
             socketio.start_background_task(self._run)
@@ -57,9 +66,13 @@ class AnswerWriter:
     def save(self, item: PendingAnswer, timeout: float = 15.0) -> dict:
         """Queue one answer and wait until its batch is committed (or refused)."""
         self._ensure_started()
+        busy = {"ok": False, "error": {"code": "server.busy", "message": _("Máy chủ đang bận, câu trả lời sẽ được gửi lại.")}}
+        if self._queue.qsize() >= self._app.config.get("ANSWER_QUEUE_MAX", 5000):
+            return busy  # shed load at once rather than ack seconds late
         item.done = socketio.server.eio.create_event()
         self._queue.put(item)
         if not item.done.wait(timeout):
+            item.cancelled = True
             return {"ok": False, "error": {"code": "server.busy", "message": _("Máy chủ đang bận, câu trả lời sẽ được gửi lại.")}}
         return item.result or {"ok": False, "error": {"code": "server.error", "message": _("Có lỗi ở máy chủ.")}}
 
@@ -83,25 +96,31 @@ class AnswerWriter:
         while True:
             batch = self._gather()
             try:
-                with self._app.app_context():
-                    self._write(batch)
+                with self._app.app_context(), Session(self._engine) as session:
+                    self._write(session, batch)
                 self.batches += 1
             except Exception:
                 log.exception("answer batch of %d failed", len(batch))
-                with self._app.app_context():
-                    db.session.rollback()
-                    db.session.remove()
                 for item in batch:
                     item.result = {"ok": False, "error": {"code": "server.retry", "message": _("Chưa lưu được, đang gửi lại.")}}
             for item in batch:
                 item.done.set()
 
-    def _write(self, batch: list[PendingAnswer]) -> None:
+    def _write(self, session: Session, batch: list[PendingAnswer]) -> None:
         grace = timedelta(seconds=self._app.config["EXAM_GRACE_SECONDS"])
+        for it in batch:
+            if it.cancelled:
+                it.result = {"ok": False, "error": {"code": "server.retry", "message": _("Chưa lưu được, đang gửi lại.")}}
+        batch = [it for it in batch if not it.cancelled]
+        if not batch:
+            return
+        if session.get_bind().dialect.name == "postgresql":
+            # never let one held row lock stall every learner's acks for long.
+            session.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
         ids = sorted({it.attempt_id for it in batch})
         attempts = {
             a.id: a
-            for a in db.session.scalars(
+            for a in session.scalars(
                 sa.select(Attempt).where(Attempt.id.in_(ids)).order_by(Attempt.id).with_for_update()
             )
         }
@@ -117,16 +136,16 @@ class AnswerWriter:
             if key not in latest or latest[key].seq <= it.seq:
                 latest[key] = it
         if latest:
-            _upsert([latest[k] for k in latest], now)
+            _upsert(session, [latest[k] for k in latest], now)
             starting = [a.id for a in attempts.values() if a.status == AttemptStatus.pending and any(k[0] == a.id for k in latest)]
             if starting:
-                db.session.execute(
+                session.execute(
                     sa.update(Attempt)
                     .where(Attempt.id.in_(starting), Attempt.status == AttemptStatus.pending)
                     .values(status=AttemptStatus.in_progress, started_at=now)
                     .execution_options(synchronize_session=False)
                 )
-        db.session.commit()
+        session.commit()
         saved_ms = int(now.timestamp() * 1000)
         for it in batch:
             if it.result is None:
@@ -152,8 +171,8 @@ def _refusal(attempt: Optional[Attempt], it: PendingAnswer, now, grace) -> Optio
     return None
 
 
-def _upsert(items: list[PendingAnswer], now) -> None:
-    dialect = db.session.get_bind().dialect.name
+def _upsert(session: Session, items: list[PendingAnswer], now) -> None:
+    dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
@@ -170,7 +189,8 @@ def _upsert(items: list[PendingAnswer], now) -> None:
         }
         for it in items
     ]
-    stmt = insert(Answer).values(rows)
+    # executemany form: compiled once and cached, whatever the batch size.
+    stmt = insert(Answer)
     stmt = stmt.on_conflict_do_update(
         index_elements=[Answer.attempt_id, Answer.question_id],
         set_={
@@ -183,7 +203,7 @@ def _upsert(items: list[PendingAnswer], now) -> None:
         # a resent older answer never overwrites a newer one.
         where=Answer.seq <= stmt.excluded.seq,
     )
-    db.session.execute(stmt)
+    session.execute(stmt, rows)
 
 
 def writer() -> AnswerWriter:

@@ -19,7 +19,7 @@ from ..extensions import db
 from . import notify, operations, presence, queries
 from .delivery import PendingAnswer, writer
 from .models import Attempt, Exam, ExamStatus
-from .papers import load_code, seal
+from .papers import load_code
 from flask_babel import gettext as _
 
 
@@ -147,7 +147,7 @@ class ExamNamespace(SafeNamespace):
             "attempt": notify.result_payload(attempt, exam),
         }
         if attempt.is_open and exam.status == ExamStatus.scheduled:
-            out["sealed"] = seal(code.paper, code.seal_key)
+            out["sealed"] = code.sealed
         elif attempt.is_open and exam.status == ExamStatus.open:
             out["paper"] = code.paper
             out["answers"] = {str(k): v for k, v in operations.answers_of(attempt.id).items()}

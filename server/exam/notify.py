@@ -37,9 +37,12 @@ def result_payload(attempt: Attempt, exam: Exam) -> dict:
 
 
 def attempts_closed(ids: list[int]) -> None:
-    rows = db.session.execute(sa.select(Attempt, Exam).join(Exam).where(Attempt.id.in_(ids))).all()
-    for attempt, exam in rows:
-        socketio.emit("attempt.closed", result_payload(attempt, exam), to=f"attempt:{attempt.id}", namespace=NS)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = db.session.execute(sa.select(Attempt, Exam).join(Exam).where(Attempt.id.in_(chunk))).all()
+        for attempt, exam in rows:
+            socketio.emit("attempt.closed", result_payload(attempt, exam), to=f"attempt:{attempt.id}", namespace=NS)
+        socketio.sleep(0)  # let the answers and acks in flight through between chunks
 
 
 def attempt_time(attempts: list[Attempt]) -> None:

@@ -34,6 +34,8 @@ class CodeData:
     #: what the learner's page shows: questions in the code's order, choices shuffled.
     paper: list[dict[str, Any]] = field(hash=False)
     seal_key: bytes = field(repr=False, default=b"")
+    #: the paper sealed once per process (10,000 joins need not encrypt it 10,000 times).
+    sealed: dict = field(hash=False, repr=False, default_factory=dict)
 
     @property
     def n_questions(self) -> int:
@@ -82,7 +84,8 @@ def build_code_data(code: ExamCode) -> CodeData:
                 "choices": [{"id": cid, "text": choices[cid].text} for cid in ids],
             }
         )
-    return CodeData(code.id, code.exam_id, code.label, allowed, key, paper, code.seal_key)
+    return CodeData(code.id, code.exam_id, code.label, allowed, key, paper, code.seal_key,
+                    seal(paper, code.seal_key))
 
 
 def forget(code_ids: list[int] | None = None) -> None:

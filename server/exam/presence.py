@@ -37,12 +37,24 @@ def local_attempts() -> list[int]:
 
 
 def flush(now: datetime) -> int:
-    ids = local_attempts()
+    """Refresh last_seen_at for this process's sockets.
+
+    Rows are touched in id order, and on PostgreSQL rows another transaction holds (the
+    answer writer, a close) are skipped: a presence refresh must never deadlock with, or
+    wait on, the path that saves answers. A skipped row is refreshed at the next flush.
+    """
+    ids = sorted(local_attempts())
+    postgres = db.session.get_bind().dialect.name == "postgresql"
     for start in range(0, len(ids), 2000):
+        chunk = ids[start : start + 2000]
+        target = Attempt.id.in_(chunk)
+        if postgres:
+            lockable = (
+                sa.select(Attempt.id).where(Attempt.id.in_(chunk)).order_by(Attempt.id)
+                .with_for_update(key_share=True, skip_locked=True)
+            )
+            target = Attempt.id.in_(lockable.scalar_subquery())
         db.session.execute(
-            sa.update(Attempt)
-            .where(Attempt.id.in_(ids[start : start + 2000]))
-            .values(last_seen_at=now)
-            .execution_options(synchronize_session=False)
+            sa.update(Attempt).where(target).values(last_seen_at=now).execution_options(synchronize_session=False)
         )
     return len(ids)

@@ -28,12 +28,13 @@ def tick(app: Flask) -> None:
             notify.exam_started(exam)
     closed = operations.close_due_attempts(now, grace)
     db.session.commit()
+    # the exam (and its statistics) is closed before 10,000 learners are told one by one.
+    finished = operations.close_finished_exams(now)
+    db.session.commit()
     if closed:
         notify.attempts_closed(closed)
-    for exam_id in operations.close_finished_exams(now):
-        db.session.commit()
+    for exam_id in finished:
         notify.exam_closed(exam_id)
-    db.session.commit()
 
 
 def run(app: Flask) -> None:

@@ -112,7 +112,12 @@ def test_a_slow_query_does_not_stall_other_sockets(pg_url, tmp_path, hub_factory
         locker.rollback()  # release after ~3 s
         worker.join(20)
         locker.close()
-        assert result["ack"]["ok"] and result["took"] >= 2.5
+        # the writer gives up on a held lock after 2 s (lock_timeout) and says "resend"
+        assert result["ack"]["ok"] or result["ack"]["error"]["code"] == "server.retry"
+        assert result["took"] >= 1.5
+        q = ja["paper"][0]
+        assert a.call("answer.save", {"attempt_id": ja["attempt"]["attempt_id"], "question_id": q["id"],
+                                      "choice_id": q["choices"][0]["id"], "seq": 2})["ok"]
         assert max(round_trips) < 0.5, round_trips
         assert len(round_trips) > 20
         a.close(), b.close()
