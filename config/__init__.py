@@ -41,7 +41,8 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": int(_env("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)),
         #: how often each hub process looks for exams to open and attempts to close.
         "SCHEDULER_INTERVAL": float(_env("SCHEDULER_INTERVAL", 1.0)),
-        #: a learner counts as connected if seen within this many seconds.
+        #: a learner counts as connected while a hub process holding its socket beat
+        #: within this many seconds (a dead process's learners drop off after it).
         "PRESENCE_TTL": float(_env("PRESENCE_TTL", 30)),
         "PRESENCE_FLUSH_SECONDS": float(_env("PRESENCE_FLUSH_SECONDS", 5)),
         "WTF_CSRF_TIME_LIMIT": None,

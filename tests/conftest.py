@@ -227,3 +227,20 @@ def socket_token_for(app, user_id: int) -> str:
 
     with app.test_request_context():
         return socket_token(db.session.get(User, user_id))
+
+
+@pytest.fixture
+def pg_app(pg_url, tmp_path):
+    """Like `app`, on a fresh PostgreSQL database."""
+    from server import create_app
+    from server.exam import papers
+
+    migrate(pg_url, tmp_path)
+    papers.forget()
+    app = create_app(base_config(pg_url, tmp_path))
+    with app.app_context():
+        yield app
+        from server.extensions import db
+
+        db.session.remove()
+        db.engine.dispose()

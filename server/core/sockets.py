@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Optional
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_socketio import Namespace
 
 from .. import extensions
@@ -23,7 +23,7 @@ from flask_babel import gettext as _
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Identity:
     user_id: int
     role: str
@@ -61,6 +61,11 @@ def require_int(data: dict, key: str, *, allow_none: bool = False) -> Optional[i
 class SafeNamespace(Namespace):
     #: events a client may send here; anything else is refused with "event.unknown".
     events: tuple[str, ...] = ()
+    #: of those, the hot ones that run with an application context only: no request
+    #: context, no URL matching, no cookie session (Flask-SocketIO pushes all of that for
+    #: every event, a quarter of the hub's CPU under exam load). Their handlers must not
+    #: use `flask.request` or `flask.session`; `self.sid()` says who is speaking.
+    light_events: tuple[str, ...] = ()
     #: the biggest payload an event here may carry, in bytes.
     max_payload = 4096
 
@@ -75,7 +80,17 @@ class SafeNamespace(Namespace):
         if len(args) > 1 or any(payload_size(a) > self.max_payload for a in args):
             return BadInput("payload.too_large", _("Dữ liệu gửi lên quá lớn.")).to_ack()
         handler = getattr(self, "on_" + event.replace(".", "_"))
+        if event in self.light_events:
+            return self._handle_light(self._guarded(event, handler), sid, *args)
         return self.socketio._handle_event(self._guarded(event, handler), event, self.namespace, sid, *args)
+
+    def _handle_light(self, run: Any, sid: str, *args: Any) -> Any:
+        environ = self.socketio.server.get_environ(sid, namespace=self.namespace)
+        if not environ:  # the socket is gone
+            return None
+        with environ["flask.app"].app_context():
+            g.socket_sid = sid
+            return run(*args)
 
     def _guarded(self, event: str, fn: Any) -> Any:
         def run(*args: Any) -> Any:
@@ -98,22 +113,27 @@ class SafeNamespace(Namespace):
         return run
 
     # identity ---------------------------------------------------------------
+    @staticmethod
+    def sid() -> str:
+        """The socket this event came from, in light and full handlers alike."""
+        return g.get("socket_sid") or request.sid
+
     def set_identity(self, ident: Identity) -> None:
-        with extensions.socketio.server.session(request.sid, namespace=self.namespace) as s:
-            s["ident"] = asdict(ident)
+        with extensions.socketio.server.session(self.sid(), namespace=self.namespace) as s:
+            s["ident"] = ident
 
     def identity(self) -> Identity:
-        s = extensions.socketio.server.get_session(request.sid, namespace=self.namespace)
+        s = extensions.socketio.server.get_session(self.sid(), namespace=self.namespace)
         if not s or "ident" not in s:
             raise Unauthenticated()
-        return Identity(**s["ident"])
+        return s["ident"]
 
     def session_get(self, key: str, default: Any = None) -> Any:
-        s = extensions.socketio.server.get_session(request.sid, namespace=self.namespace)
+        s = extensions.socketio.server.get_session(self.sid(), namespace=self.namespace)
         return (s or {}).get(key, default)
 
     def session_set(self, key: str, value: Any) -> None:
-        with extensions.socketio.server.session(request.sid, namespace=self.namespace) as s:
+        with extensions.socketio.server.session(self.sid(), namespace=self.namespace) as s:
             s[key] = value
 
     @staticmethod

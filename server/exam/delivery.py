@@ -1,43 +1,54 @@
 """The answer writer: group commit, and the ack only after the commit.
 
-Each `answer.save` handler hands its answer to the writer and waits. The writer gathers
-what arrives within a few milliseconds, checks every attempt against the database under
-a row lock (status, deadline, pause), upserts the answers in one transaction, commits,
+Each `answer.save` and `attempt.submit` handler hands its item to the writer and waits.
+The writer takes what has arrived (waiting a few milliseconds when it was idle), locks
+the attempts concerned in id order, checks each item against its attempt's row (status,
+deadline, pause), upserts the answers, marks and scores the submitted attempts, commits,
 and only then wakes the handlers, whose return value is the ack. A failed commit wakes
-them with an error, so the client keeps the answer in its queue and sends it again:
+them with an error, so the client keeps the item in its queue and sends it again:
 nothing is acknowledged that is not on disk.
+
+The writer has its own database connection and uses SQLAlchemy Core (rows, not ORM
+objects): it is the hub's hottest path, ten thousand learners go through it.
 """
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Optional
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 from flask import Flask
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.engine import Connection, Engine
 
 from ..core.timeutil import now_utc
-from ..extensions import db, socketio
-from .models import OPEN_ATTEMPT, Answer, Attempt, AttemptStatus
+from ..extensions import socketio
+from . import grading
+from .models import Attempt, AttemptStatus, Exam, answer_refusal
+from .notify import result_payload
 
 log = logging.getLogger(__name__)
 
+ANSWER, SUBMIT = "answer", "submit"
 
-@dataclass
-class PendingAnswer:
+
+@dataclass(eq=False)
+class Pending:
+    """One learner's answer or submission, waiting for its batch."""
+
+    kind: str
     attempt_id: int
     user_id: int
     code_id: int
-    question_id: int
-    choice_id: Optional[int]
-    flagged: bool
-    seq: int
-    is_correct: bool
+    question_id: int = 0
+    choice_id: Optional[int] = None
+    flagged: bool = False
+    seq: int = 0
+    is_correct: bool = False
     done: Any = None
     result: Optional[dict] = None
     #: the handler stopped waiting (and told the client to resend): don't write it.
@@ -45,111 +56,8 @@ class PendingAnswer:
     queued_at: float = field(default_factory=time.monotonic)
 
 
-class AnswerWriter:
-    def __init__(self, app: Flask) -> None:
-        self._queue: Any = None
-        self._app = app
-        self._engine: Any = None
-        self.batches = 0
-
-    def _ensure_started(self) -> None:
-        if self._queue is None:
-            # The writer has its own connection: request handlers waiting on row locks
-            # can empty the shared pool, and every learner's acks would wait with them.
-            with self._app.app_context():
-                url = db.engine.url
-            self._engine = sa.create_engine(url, pool_size=1, max_overflow=0, pool_recycle=3600)
-            self._queue = socketio.server.eio.create_queue()
-            self._empty = socketio.server.eio.get_queue_empty_exception()
-            socketio.start_background_task(self._run)
-
-    def save(self, item: PendingAnswer, timeout: float = 15.0) -> dict:
-        """Queue one answer and wait until its batch is committed (or refused)."""
-        self._ensure_started()
-        busy = {"ok": False, "error": {"code": "server.busy", "message": _("Máy chủ đang bận, câu trả lời sẽ được gửi lại.")}}
-        if self._queue.qsize() >= self._app.config.get("ANSWER_QUEUE_MAX", 5000):
-            return busy  # shed load at once rather than ack seconds late
-        item.done = socketio.server.eio.create_event()
-        self._queue.put(item)
-        if not item.done.wait(timeout):
-            item.cancelled = True
-            return {"ok": False, "error": {"code": "server.busy", "message": _("Máy chủ đang bận, câu trả lời sẽ được gửi lại.")}}
-        return item.result or {"ok": False, "error": {"code": "server.error", "message": _("Có lỗi ở máy chủ.")}}
-
-    def _gather(self) -> list[PendingAnswer]:
-        cfg = self._app.config
-        batch = [self._queue.get()]
-        window = cfg["ANSWER_BATCH_WINDOW_MS"] / 1000.0
-        limit = cfg["ANSWER_BATCH_MAX"]
-        end = time.monotonic() + window
-        while len(batch) < limit:
-            left = end - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                batch.append(self._queue.get(timeout=left))
-            except self._empty:
-                break
-        return batch
-
-    def _run(self) -> None:
-        while True:
-            batch = self._gather()
-            try:
-                with self._app.app_context(), Session(self._engine) as session:
-                    self._write(session, batch)
-                self.batches += 1
-            except Exception:
-                log.exception("answer batch of %d failed", len(batch))
-                for item in batch:
-                    item.result = {"ok": False, "error": {"code": "server.retry", "message": _("Chưa lưu được, đang gửi lại.")}}
-            for item in batch:
-                item.done.set()
-
-    def _write(self, session: Session, batch: list[PendingAnswer]) -> None:
-        grace = timedelta(seconds=self._app.config["EXAM_GRACE_SECONDS"])
-        for it in batch:
-            if it.cancelled:
-                it.result = {"ok": False, "error": {"code": "server.retry", "message": _("Chưa lưu được, đang gửi lại.")}}
-        batch = [it for it in batch if not it.cancelled]
-        if not batch:
-            return
-        if session.get_bind().dialect.name == "postgresql":
-            # never let one held row lock stall every learner's acks for long.
-            session.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
-        ids = sorted({it.attempt_id for it in batch})
-        attempts = {
-            a.id: a
-            for a in session.scalars(
-                sa.select(Attempt).where(Attempt.id.in_(ids)).order_by(Attempt.id).with_for_update()
-            )
-        }
-        now = now_utc()
-        latest: dict[tuple[int, int], PendingAnswer] = {}
-        for it in batch:
-            attempt = attempts.get(it.attempt_id)
-            refusal = _refusal(attempt, it, now, grace)
-            if refusal:
-                it.result = {"ok": False, "error": refusal}
-                continue
-            key = (it.attempt_id, it.question_id)
-            if key not in latest or latest[key].seq <= it.seq:
-                latest[key] = it
-        if latest:
-            _upsert(session, [latest[k] for k in latest], now)
-            starting = [a.id for a in attempts.values() if a.status == AttemptStatus.pending and any(k[0] == a.id for k in latest)]
-            if starting:
-                session.execute(
-                    sa.update(Attempt)
-                    .where(Attempt.id.in_(starting), Attempt.status == AttemptStatus.pending)
-                    .values(status=AttemptStatus.in_progress, started_at=now)
-                    .execution_options(synchronize_session=False)
-                )
-        session.commit()
-        saved_ms = int(now.timestamp() * 1000)
-        for it in batch:
-            if it.result is None:
-                it.result = {"ok": True, "question_id": it.question_id, "seq": it.seq, "saved_ms": saved_ms}
+def _error(code: str, message: Any) -> dict:
+    return {"ok": False, "error": {"code": code, "message": str(message)}}
 
 
 _REFUSALS = {
@@ -158,52 +66,243 @@ _REFUSALS = {
     "attempt.paused": _l("Thời gian làm bài của bạn đang tạm dừng."),
     "attempt.deadline_passed": _l("Đã hết giờ làm bài, câu trả lời không được ghi nhận."),
 }
+_SUBMIT_REFUSALS = {
+    "attempt.closed": ("attempt.already_submitted", _l("Bài làm đã được nộp.")),
+    "exam.not_started": ("exam.not_started", _l("Bài thi chưa bắt đầu.")),
+    "attempt.paused": ("attempt.paused", _l("Thời gian làm bài đang tạm dừng, chưa thể nộp bài.")),
+}
+_BUSY = _l("Máy chủ đang bận, câu trả lời sẽ được gửi lại.")
+_RETRY = _l("Chưa lưu được, đang gửi lại.")
 
 
-def _refusal(attempt: Optional[Attempt], it: PendingAnswer, now, grace) -> Optional[dict]:
-    if attempt is None or attempt.user_id != it.user_id:
-        return {"code": "attempt.not_yours", "message": _("Bài làm này không phải của bạn.")}
-    if attempt.code_id != it.code_id:
-        return {"code": "exam.unknown_code", "message": _("Mã đề không khớp với bài làm.")}
-    code = attempt.accepts_answers(now, grace)
+class AnswerWriter:
+    def __init__(self, app: Flask) -> None:
+        self._queue: Any = None
+        self._app = app
+        self._engine: Optional[Engine] = None
+        self.batches = 0
+
+    # the handlers' side -------------------------------------------------------
+    def save(self, item: Pending, timeout: float = 15.0) -> dict:
+        """Queue one item and wait until its batch is committed (or refused)."""
+        self._ensure_started()
+        if self._queue.qsize() >= self._app.config["ANSWER_QUEUE_MAX"]:
+            return _error("server.busy", _BUSY)  # shed load at once rather than ack seconds late
+        item.done = socketio.server.eio.create_event()
+        self._queue.put(item)
+        if not item.done.wait(timeout):
+            item.cancelled = True
+            return _error("server.busy", _BUSY)
+        return item.result or _error("server.error", _("Có lỗi ở máy chủ."))
+
+    def _ensure_started(self) -> None:
+        if self._queue is None:
+            self._engine = _writer_engine(self._app)
+            self._queue = socketio.server.eio.create_queue()
+            self._empty = socketio.server.eio.get_queue_empty_exception()
+            socketio.start_background_task(self._run)
+
+    # the writer's side --------------------------------------------------------
+    def _gather(self) -> list[Pending]:
+        """Everything queued now; if that is one item, what else arrives within the window."""
+        cfg = self._app.config
+        batch = [self._queue.get()]
+        limit = cfg["ANSWER_BATCH_MAX"]
+        while len(batch) < limit:
+            try:
+                batch.append(self._queue.get_nowait())
+            except self._empty:
+                break
+        if len(batch) == 1:
+            end = time.monotonic() + cfg["ANSWER_BATCH_WINDOW_MS"] / 1000.0
+            while len(batch) < limit:
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    batch.append(self._queue.get(timeout=left))
+                except self._empty:
+                    break
+        return batch
+
+    def _run(self) -> None:
+        grace = timedelta(seconds=self._app.config["EXAM_GRACE_SECONDS"])
+        with self._app.app_context():  # for the messages' translations
+            while True:
+                batch = self._gather()
+                try:
+                    with self._engine.begin() as conn:
+                        write_batch(conn, batch, now_utc(), grace)
+                    self.batches += 1
+                except Exception:
+                    log.exception("answer batch of %d failed", len(batch))
+                    for item in batch:
+                        item.result = _error("server.retry", _RETRY)
+                for item in batch:
+                    item.done.set()
+
+
+def _writer_engine(app: Flask) -> Engine:
+    """The writer's own connection: request handlers waiting on row locks can empty the
+    shared pool, and every learner's acks would wait with them."""
+    from ..extensions import db
+
+    with app.app_context():
+        url = db.engine.url
+    if url.get_backend_name() == "postgresql":
+        engine = sa.create_engine(url, pool_size=1, max_overflow=0, pool_recycle=1800)
+
+        @sa.event.listens_for(engine, "connect")
+        def _lock_timeout(dbapi_conn, _record) -> None:
+            # one held row lock costs one batch a retry, never everyone's acks for long.
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SET lock_timeout = '2s'")
+    else:
+        engine = sa.create_engine(url, pool_size=1, max_overflow=0)
+
+        @sa.event.listens_for(engine, "connect")
+        def _manual_begin(dbapi_conn, _record) -> None:
+            dbapi_conn.isolation_level = None
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin_immediate(conn) -> None:
+            # take SQLite's write lock first: a read that must later upgrade can fail.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    return engine
+
+
+# one batch, one transaction -------------------------------------------------------
+_t = Attempt.__table__.c  # table columns: Core statements without the ORM's compile step
+_ATTEMPT_COLS = (_t.id, _t.user_id, _t.code_id, _t.exam_id, _t.status, _t.deadline_at, _t.paused_at)
+
+
+@dataclass
+class _Row:
+    id: int
+    user_id: int
+    code_id: int
+    exam_id: int
+    status: AttemptStatus
+    deadline_at: Optional[datetime]
+    paused_at: Optional[datetime]
+
+
+def write_batch(conn: Connection, batch: list[Pending], now: datetime, grace: timedelta) -> None:
+    """Check, write and score one batch in the caller's transaction; set each item's result."""
+    live = []
+    for it in batch:
+        if it.cancelled:
+            it.result = _error("server.retry", _RETRY)
+        else:
+            live.append(it)
+    if not live:
+        return
+    ids = sorted({it.attempt_id for it in live})
+    rows = {
+        r.id: _Row(*r)
+        for r in conn.execute(sa.select(*_ATTEMPT_COLS).where(_t.id.in_(ids)).order_by(_t.id).with_for_update())
+    }
+    latest: dict[tuple[int, int], Pending] = {}
+    starting: set[int] = set()
+    submitted: list[Pending] = []
+    for it in live:  # in arrival order: an answer queued after its attempt's submit is refused
+        row = rows.get(it.attempt_id)
+        refusal = _check(row, it, now, grace)
+        if refusal:
+            it.result = refusal
+            continue
+        if row.status == AttemptStatus.pending:
+            starting.add(row.id)
+        if it.kind == SUBMIT:
+            row.status = AttemptStatus.submitted
+            submitted.append(it)
+            continue
+        key = (it.attempt_id, it.question_id)
+        if key not in latest or latest[key].seq <= it.seq:
+            latest[key] = it
+    if latest:
+        _upsert(conn, list(latest.values()), now)
+    if starting:
+        conn.execute(
+            sa.update(Attempt)
+            .where(Attempt.id.in_(sorted(starting)), Attempt.status == AttemptStatus.pending)
+            .values(status=AttemptStatus.in_progress, started_at=now)
+        )
+    results = _submit(conn, submitted, now) if submitted else {}
+    saved_ms = int(now.timestamp() * 1000)
+    for it in live:
+        if it.result is None:
+            if it.kind == SUBMIT:
+                it.result = {"ok": True, **results[it.attempt_id]}
+            else:
+                it.result = {"ok": True, "question_id": it.question_id, "seq": it.seq, "saved_ms": saved_ms}
+
+
+def _check(row: Optional[_Row], it: Pending, now: datetime, grace: timedelta) -> Optional[dict]:
+    if row is None or row.user_id != it.user_id:
+        return _error("attempt.not_yours", _("Bài làm này không phải của bạn."))
+    if row.code_id != it.code_id:
+        return _error("exam.unknown_code", _("Mã đề không khớp với bài làm."))
+    code = answer_refusal(row.status, row.deadline_at, row.paused_at, now, grace)
+    if it.kind == SUBMIT:
+        # after the deadline a submission still ends the attempt with the answers it has.
+        if code in _SUBMIT_REFUSALS:
+            return _error(*_SUBMIT_REFUSALS[code])
+        return None
     if code:
-        return {"code": code, "message": str(_REFUSALS[code])}
+        return _error(code, _REFUSALS[code])
     return None
 
 
-def _upsert(session: Session, items: list[PendingAnswer], now) -> None:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+_COLUMNS = ("attempt_id", "question_id", "choice_id", "flagged", "seq", "is_correct")
+_ON_CONFLICT = (
+    " ON CONFLICT (attempt_id, question_id) DO UPDATE SET choice_id = excluded.choice_id,"
+    " flagged = excluded.flagged, seq = excluded.seq, is_correct = excluded.is_correct,"
+    " saved_at = excluded.saved_at"
+    # a resent older answer never overwrites a newer one.
+    " WHERE answer.seq <= excluded.seq"
+)
+# Written out because SQLAlchemy does not cache the dialects' INSERT … ON CONFLICT
+# constructs: built with them, every batch would be compiled again (a tenth of the hub's
+# CPU under exam load). On PostgreSQL the rows travel as arrays: one statement, one round
+# trip, whatever the batch size.
+_UPSERT_PG = sa.text(
+    "INSERT INTO answer (attempt_id, question_id, choice_id, flagged, seq, is_correct, saved_at)"
+    " SELECT u.*, CAST(:saved_at AS timestamptz) FROM unnest(CAST(:attempt_id AS integer[]),"
+    " CAST(:question_id AS integer[]), CAST(:choice_id AS integer[]), CAST(:flagged AS boolean[]),"
+    " CAST(:seq AS bigint[]), CAST(:is_correct AS boolean[])) AS u" + _ON_CONFLICT
+).bindparams(sa.bindparam("saved_at", type_=sa.DateTime(timezone=True)))
+_UPSERT_ROWS = sa.text(
+    "INSERT INTO answer (attempt_id, question_id, choice_id, flagged, seq, is_correct, saved_at)"
+    " VALUES (:attempt_id, :question_id, :choice_id, :flagged, :seq, :is_correct, :saved_at)" + _ON_CONFLICT
+).bindparams(sa.bindparam("saved_at", type_=sa.DateTime(timezone=True)))
+
+
+def _upsert(conn: Connection, items: list[Pending], now: datetime) -> None:
+    if conn.dialect.name == "postgresql":
+        arrays = {name: [getattr(it, name) for it in items] for name in _COLUMNS}
+        conn.execute(_UPSERT_PG, {**arrays, "saved_at": now})
     else:
-        from sqlalchemy.dialects.sqlite import insert
-    rows = [
-        {
-            "attempt_id": it.attempt_id,
-            "question_id": it.question_id,
-            "choice_id": it.choice_id,
-            "flagged": it.flagged,
-            "seq": it.seq,
-            "is_correct": it.is_correct,
-            "saved_at": now,
-        }
-        for it in items
-    ]
-    # executemany form: compiled once and cached, whatever the batch size.
-    stmt = insert(Answer)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[Answer.attempt_id, Answer.question_id],
-        set_={
-            "choice_id": stmt.excluded.choice_id,
-            "flagged": stmt.excluded.flagged,
-            "seq": stmt.excluded.seq,
-            "is_correct": stmt.excluded.is_correct,
-            "saved_at": stmt.excluded.saved_at,
-        },
-        # a resent older answer never overwrites a newer one.
-        where=Answer.seq <= stmt.excluded.seq,
+        conn.execute(_UPSERT_ROWS, [{**{name: getattr(it, name) for name in _COLUMNS}, "saved_at": now} for it in items])
+
+
+def _submit(conn: Connection, items: list[Pending], now: datetime) -> dict[int, dict]:
+    """End the submitted attempts, score them, and return each one's result for its ack."""
+    ids = sorted({it.attempt_id for it in items})
+    conn.execute(
+        sa.update(Attempt)
+        .where(Attempt.id.in_(ids))
+        .values(status=AttemptStatus.submitted, ended_at=now,
+                started_at=sa.func.coalesce(Attempt.started_at, now))
     )
-    session.execute(stmt, rows)
+    grading.score_attempts(conn, ids)
+    rows = conn.execute(
+        sa.select(Attempt.id, Attempt.status, Attempt.deadline_at, Attempt.paused_at, Attempt.score,
+                  Attempt.band, Attempt.n_correct, Exam.show_score, Exam.n_questions)
+        .join(Exam, Exam.id == Attempt.exam_id)
+        .where(Attempt.id.in_(ids))
+    )
+    return {r.id: result_payload(r, r.show_score, r.n_questions) for r in rows}
 
 
 def writer() -> AnswerWriter:

@@ -5,9 +5,6 @@ from the answer writer, after its batch is committed.
 """
 from __future__ import annotations
 
-from datetime import timedelta
-
-from flask import request
 from flask_socketio import join_room
 
 from ..accounts.auth import socket_user
@@ -17,7 +14,7 @@ from ..core.sockets import Identity, SafeNamespace, require_dict, require_int
 from ..core.timeutil import now_utc, to_ms
 from ..extensions import db
 from . import notify, operations, presence, queries
-from .delivery import PendingAnswer, writer
+from .delivery import ANSWER, SUBMIT, Pending, writer
 from .models import Attempt, Exam, ExamStatus
 from .papers import load_code
 from flask_babel import gettext as _
@@ -25,6 +22,7 @@ from flask_babel import gettext as _
 
 class ExamNamespace(SafeNamespace):
     events = ("time.sync", "attempt.join", "attempt.sync", "answer.save", "attempt.submit")
+    light_events = ("time.sync", "answer.save", "attempt.submit")
 
     def on_connect(self, auth=None):
         user = socket_user(auth)
@@ -73,7 +71,8 @@ class ExamNamespace(SafeNamespace):
             raise BadInput("answer.unknown_choice", _("Phương án trả lời không hợp lệ."))
         if seq < 0:
             raise BadInput("payload.bad_field", _("Số thứ tự không hợp lệ."), field="seq")
-        item = PendingAnswer(
+        item = Pending(
+            ANSWER,
             attempt_id=joined["attempt_id"],
             user_id=self.identity().user_id,
             code_id=code.code_id,
@@ -83,22 +82,22 @@ class ExamNamespace(SafeNamespace):
             seq=seq,
             is_correct=choice is not None and code.key[qid] == choice,
         )
-        db.session.rollback()  # hold no connection while waiting for the batch
         return writer().save(item)
 
     def on_attempt_submit(self, data):
         data = require_dict(data, "attempt_id")
         if data.get("confirm") is not True:
             raise BadInput("submit.not_confirmed", _("Cần xác nhận trước khi nộp bài."))
-        attempt = self._own_attempt(data, lock=True)
-        grace = timedelta(seconds=self.config("EXAM_GRACE_SECONDS"))
-        operations.submit_attempt(attempt, grace=grace)
-        exam = attempt.exam
-        result = notify.result_payload(attempt, exam)
-        db.session.commit()
-        # the learner's other devices learn it too.
-        self.emit("attempt.closed", result, room=f"attempt:{attempt.id}", include_self=False)
-        return {"ok": True, **result}
+        joined = self._joined(require_int(data, "attempt_id"))
+        item = Pending(SUBMIT, joined["attempt_id"], self.identity().user_id, joined["code_id"])
+        # through the answer writer: the answers queued before it are in the score.
+        ack = writer().save(item, timeout=30.0)
+        if ack.get("ok"):
+            # the learner's other devices learn it too.
+            result = {k: v for k, v in ack.items() if k != "ok"}
+            self.socketio.emit("attempt.closed", result, to=f"attempt:{item.attempt_id}", namespace=self.namespace,
+                               skip_sid=self.sid())
+        return ack
 
     # helpers ----------------------------------------------------------------
     def _joined(self, attempt_id: int) -> dict:
@@ -109,11 +108,11 @@ class ExamNamespace(SafeNamespace):
             raise Forbidden("attempt.not_yours", _("Bài làm này không phải của bạn."))
         return joined
 
-    def _own_attempt(self, data, lock: bool = False) -> Attempt:
+    def _own_attempt(self, data) -> Attempt:
         attempt_id = require_int(require_dict(data, "attempt_id"), "attempt_id")
         self._joined(attempt_id)
         q = db.select(Attempt).where(Attempt.id == attempt_id, Attempt.user_id == self.identity().user_id)
-        attempt = db.session.scalar(q.with_for_update() if lock else q)
+        attempt = db.session.scalar(q)
         if attempt is None:
             raise Forbidden("attempt.not_yours", _("Bài làm này không phải của bạn."))
         return attempt
@@ -144,7 +143,7 @@ class ExamNamespace(SafeNamespace):
                 "show_score": exam.show_score,
             },
             "code": {"id": code.code_id, "label": code.label},
-            "attempt": notify.result_payload(attempt, exam),
+            "attempt": notify.result_payload(attempt, exam.show_score, exam.n_questions),
         }
         if attempt.is_open and exam.status == ExamStatus.scheduled:
             out["sealed"] = code.sealed

@@ -123,6 +123,32 @@ class ExamCode(db.Model):
     exam: so.Mapped[Exam] = so.relationship(back_populates="codes")
 
 
+def remaining_time(deadline_at: Optional[datetime], paused_at: Optional[datetime],
+                   now: Optional[datetime] = None) -> Optional[timedelta]:
+    """Time left on an attempt's clock; a paused clock stands at the pause."""
+    if deadline_at is None:
+        return None
+    now = as_utc(paused_at) or now or now_utc()
+    return max(timedelta(0), as_utc(deadline_at) - now)
+
+
+def answer_refusal(status: "AttemptStatus", deadline_at: Optional[datetime], paused_at: Optional[datetime],
+                   now: datetime, grace: timedelta) -> Optional[str]:
+    """None if an attempt in this state may record an answer now, else the refusal's code.
+
+    A function of the row's columns, so the answer writer can apply it to plain rows.
+    """
+    if status not in OPEN_ATTEMPT:
+        return "attempt.closed"
+    if deadline_at is None:
+        return "exam.not_started"
+    if paused_at is not None:
+        return "attempt.paused"
+    if now > as_utc(deadline_at) + grace:
+        return "attempt.deadline_passed"
+    return None
+
+
 class Attempt(db.Model):
     __tablename__ = "attempt"
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -144,8 +170,6 @@ class Attempt(db.Model):
     n_correct: so.Mapped[Optional[int]] = so.mapped_column()
     score: so.Mapped[Optional[float]] = so.mapped_column(sa.Float)
     band: so.Mapped[Optional[str]] = so.mapped_column(sa.String(40))
-    #: refreshed in batches from socket presence, never per request.
-    last_seen_at: so.Mapped[Optional[datetime]] = so.mapped_column(sa.DateTime(timezone=True))
 
     code: so.Mapped[ExamCode] = so.relationship()
     exam: so.Mapped[Exam] = so.relationship()
@@ -161,22 +185,11 @@ class Attempt(db.Model):
         return self.status in OPEN_ATTEMPT
 
     def remaining(self, now: datetime | None = None) -> Optional[timedelta]:
-        if self.deadline_at is None:
-            return None
-        now = as_utc(self.paused_at) or now or now_utc()
-        return max(timedelta(0), as_utc(self.deadline_at) - now)
+        return remaining_time(self.deadline_at, self.paused_at, now)
 
     def accepts_answers(self, now: datetime, grace: timedelta) -> Optional[str]:
         """None if an answer may be recorded now, else the refusal's error code."""
-        if not self.is_open:
-            return "attempt.closed"
-        if self.deadline_at is None:
-            return "exam.not_started"
-        if self.paused_at is not None:
-            return "attempt.paused"
-        if now > as_utc(self.deadline_at) + grace:
-            return "attempt.deadline_passed"
-        return None
+        return answer_refusal(self.status, self.deadline_at, self.paused_at, now, grace)
 
     def start(self, now: datetime) -> None:
         if self.status == AttemptStatus.pending:
@@ -199,12 +212,6 @@ class Attempt(db.Model):
     def extend(self, seconds: int) -> None:
         self.deadline_at = as_utc(self.deadline_at) + timedelta(seconds=seconds)
 
-    def finish(self, status: AttemptStatus, now: datetime) -> None:
-        if not self.is_open:
-            raise Conflict("attempt.closed", _("Bài làm đã được nộp hoặc đã đóng."))
-        self.status = status
-        self.ended_at = now
-
 
 class Answer(db.Model):
     __tablename__ = "answer"
@@ -218,6 +225,29 @@ class Answer(db.Model):
     seq: so.Mapped[int] = so.mapped_column(sa.BigInteger, default=0)
     is_correct: so.Mapped[bool] = so.mapped_column(default=False)
     saved_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), default=now_utc)
+
+
+class HubProcess(db.Model):
+    """A running hub process. Its heartbeat vouches for the sockets it reports: when a
+    process dies, its learners stop counting as connected one TTL later."""
+
+    __tablename__ = "hub_process"
+    #: random, new at every start.
+    id: so.Mapped[str] = so.mapped_column(sa.String(32), primary_key=True)
+    beat_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True))
+
+
+class AttemptPresence(db.Model):
+    """A learner's exam page holds a socket on this hub process.
+
+    Kept off the `attempt` row on purpose: presence is written every few seconds and must
+    never wait on, or hold, the row locks of the answer writer.
+    """
+
+    __tablename__ = "attempt_presence"
+    attempt_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("attempt.id", ondelete="CASCADE"), primary_key=True)
+    hub_id: so.Mapped[str] = so.mapped_column(sa.String(32), primary_key=True, index=True)
+    since: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True))
 
 
 class TimeAdjustment(db.Model):

@@ -29,10 +29,12 @@ def exam_started(exam: Exam) -> None:
     notify_exam_opened(exam)
 
 
-def result_payload(attempt: Attempt, exam: Exam) -> dict:
+def result_payload(attempt, show_score: bool, n_questions: int) -> dict:
+    """The attempt's state for the learner's page, with the score if the exam shows it.
+    `attempt` is a model or a row with its columns."""
     out = attempt_state(attempt)
-    if exam.show_score and attempt.score is not None:
-        out.update(score=attempt.score, band=attempt.band, n_correct=attempt.n_correct, n_questions=exam.n_questions)
+    if show_score and attempt.score is not None:
+        out.update(score=attempt.score, band=attempt.band, n_correct=attempt.n_correct, n_questions=n_questions)
     return out
 
 
@@ -41,7 +43,7 @@ def attempts_closed(ids: list[int]) -> None:
         chunk = ids[start : start + 500]
         rows = db.session.execute(sa.select(Attempt, Exam).join(Exam).where(Attempt.id.in_(chunk))).all()
         for attempt, exam in rows:
-            socketio.emit("attempt.closed", result_payload(attempt, exam), to=f"attempt:{attempt.id}", namespace=NS)
+            socketio.emit("attempt.closed", result_payload(attempt, exam.show_score, exam.n_questions), to=f"attempt:{attempt.id}", namespace=NS)
         socketio.sleep(0)  # let the answers and acks in flight through between chunks
 
 

@@ -13,11 +13,11 @@ import sqlalchemy as sa
 
 from ..accounts.models import Role, User
 from ..core.errors import BadInput, Conflict, NotFound
-from ..core.timeutil import as_utc, now_utc
+from ..core.timeutil import now_utc
 from ..extensions import db
 from ..questions.models import Choice, Question
 from . import codes as codegen
-from . import scoring
+from . import grading, scoring
 from .models import (
     OPEN_ATTEMPT,
     Answer,
@@ -203,7 +203,6 @@ def join_attempt(user_id: int, exam_id: int, now: Optional[datetime] = None) -> 
         raise Conflict("exam.not_scheduled", _("Bài thi chưa được lên lịch."))
     if exam.status == ExamStatus.open and attempt.deadline_at is not None:
         attempt.start(now)
-    attempt.last_seen_at = now
     return attempt
 
 
@@ -214,24 +213,6 @@ def answers_of(attempt_id: int) -> dict[int, dict]:
         )
     )
     return {q: {"choice": c, "flagged": f, "seq": s} for q, c, f, s in rows}
-
-
-def submit_attempt(attempt: Attempt, now: Optional[datetime] = None, grace: timedelta = timedelta(0)) -> Attempt:
-    """Early submission by the learner (the page asked for confirmation first)."""
-    now = now or now_utc()
-    reason = attempt.accepts_answers(now, grace)
-    if reason == "attempt.closed":
-        raise Conflict("attempt.already_submitted", _("Bài làm đã được nộp."))
-    if reason == "exam.not_started":
-        raise Conflict("exam.not_started", _("Bài thi chưa bắt đầu."))
-    if reason == "attempt.paused":
-        raise Conflict("attempt.paused", _("Thời gian làm bài đang tạm dừng, chưa thể nộp bài."))
-    # after the deadline the hub closes the attempt itself with the same answers.
-    attempt.start(now)
-    attempt.finish(AttemptStatus.submitted, now)
-    db.session.flush()
-    score_attempts([attempt.id])
-    return attempt
 
 
 def close_due_attempts(now: datetime, grace: timedelta) -> list[int]:
@@ -257,34 +238,8 @@ def close_due_attempts(now: datetime, grace: timedelta) -> list[int]:
 
 
 def score_attempts(attempt_ids: list[int]) -> None:
-    """Score from the answers' stored correctness; a learner who never joined gets no score."""
-    for start in range(0, len(attempt_ids), 1000):
-        chunk = attempt_ids[start : start + 1000]
-        correct = (
-            sa.select(sa.func.count())
-            .where(Answer.attempt_id == Attempt.id, Answer.is_correct)
-            .scalar_subquery()
-        )
-        db.session.execute(
-            sa.update(Attempt)
-            .where(Attempt.id.in_(chunk))
-            .values(n_correct=correct)
-            .execution_options(synchronize_session=False)
-        )
-        rows = db.session.execute(
-            sa.select(Attempt.id, Attempt.n_correct, Attempt.started_at, Exam.n_questions, Exam.bands)
-            .join(Exam, Exam.id == Attempt.exam_id)
-            .where(Attempt.id.in_(chunk))
-        ).all()
-        updates = []
-        for aid, n_correct, started_at, n_questions, bands in rows:
-            if started_at is None and not n_correct:
-                updates.append({"id": aid, "score": None, "band": None})
-                continue
-            value = scoring.score(n_correct or 0, n_questions)
-            updates.append({"id": aid, "score": value, "band": scoring.band(value, bands or scoring.DEFAULT_BANDS)})
-        if updates:
-            db.session.execute(sa.update(Attempt), updates)
+    """Score these attempts from their answers (set-based: see `grading`)."""
+    grading.score_attempts(db.session.connection(), attempt_ids)
     db.session.expire_all()
 
 
@@ -367,16 +322,17 @@ def adjust_time(
     return record, changed
 
 
-def attempt_state(attempt: Attempt, now: Optional[datetime] = None) -> dict:
+def attempt_state(attempt, now: Optional[datetime] = None) -> dict:
+    """What a learner's page needs of its attempt; `attempt` is a model or a row with its columns."""
     from ..core.timeutil import to_ms
+    from .models import remaining_time
 
-    remaining = attempt.remaining(now)
+    remaining = remaining_time(attempt.deadline_at, attempt.paused_at, now)
+    status = attempt.status
     return {
         "attempt_id": attempt.id,
-        "status": attempt.status.value,
+        "status": getattr(status, "value", status),
         "deadline_ms": to_ms(attempt.deadline_at),
         "paused": attempt.paused_at is not None,
         "remaining_ms": None if remaining is None else int(remaining.total_seconds() * 1000),
     }
-
-

@@ -9,6 +9,7 @@ from ..core.permissions import scope_clause
 from ..core.timeutil import now_utc, to_ms
 from ..extensions import db
 from ..places.models import District
+from . import presence
 from .models import Attempt, AttemptStatus, Exam
 
 
@@ -21,7 +22,7 @@ def live_board(exam: Exam, viewer, presence_ttl: float) -> dict:
         sa.select(
             Attempt.district_id,
             sa.func.count(),
-            sa.func.count().filter(Attempt.last_seen_at >= seen_since, ~finished),
+            sa.func.count().filter(presence.connected_clause(Attempt.id, seen_since), ~finished),
             sa.func.count().filter(Attempt.started_at.is_not(None)),
             sa.func.count().filter(Attempt.status == AttemptStatus.submitted),
             sa.func.count().filter(finished, Attempt.started_at.is_not(None)),

@@ -40,6 +40,7 @@ def tick(app: Flask) -> None:
 def run(app: Flask) -> None:
     interval = app.config["SCHEDULER_INTERVAL"]
     flush_every = app.config["PRESENCE_FLUSH_SECONDS"]
+    forget_after = timedelta(seconds=app.config["PRESENCE_TTL"] * 10)
     last_flush = 0.0
     while True:
         socketio.sleep(interval)
@@ -47,8 +48,9 @@ def run(app: Flask) -> None:
             with app.app_context():
                 tick(app)
                 if time.monotonic() - last_flush >= flush_every:
-                    presence.flush(now_utc())
+                    held = presence.flush(now_utc(), forget_after)
                     db.session.commit()
+                    presence.written(held)
                     last_flush = time.monotonic()
         except Exception:
             log.exception("exam ticker failed; trying again next tick")

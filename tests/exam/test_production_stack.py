@@ -5,14 +5,12 @@ import threading
 import time
 
 import pytest
-import sqlalchemy as sa
 
 from conftest import migrate, socket_token_for
 from factories import make_world
 from hub import csrf_of, staff_session
 from test_socket_live import Learner, open_exam, stored_answers
 from server import create_app
-from server.exam.models import Answer, Attempt
 from server.extensions import db
 
 

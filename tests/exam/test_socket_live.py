@@ -276,3 +276,37 @@ def test_the_hub_opens_at_the_set_time_and_a_late_learner_gets_what_is_left(live
     assert join["attempt"]["deadline_ms"] == start["deadline_ms"]
     full = world.exam.duration_minutes * 60_000
     assert full - 10_000 < join["attempt"]["remaining_ms"] <= full - 1_400
+
+
+def _board_connected(board, exam_id, want, timeout=10.0):
+    end = time.time() + timeout
+    while True:
+        stats = board.call("board.stats", {"exam_id": exam_id}, namespace="/board", timeout=10)
+        assert stats["ok"]
+        if stats["total"]["connected"] == want or time.time() > end:
+            return stats["total"]["connected"]
+        time.sleep(0.2)
+
+
+def test_the_board_counts_connected_learners_and_forgets_a_dead_hub(app, world, db_url, hub_factory):
+    """Presence lives beside the attempts, refreshed by each hub's heartbeat."""
+    watched = hub_factory(db_url, DIEMCAU_PRESENCE_TTL=2)
+    doomed = hub_factory(db_url, DIEMCAU_PRESENCE_TTL=2)
+    board = socketio.Client(reconnection=False)
+    board.connect(watched.url, namespaces=["/board"], transports=["websocket"],
+                  auth={"token": socket_token_for(app, world.staff["organizer"].id)}, wait_timeout=10)
+    learners = [Learner(watched, socket_token_for(app, world.learners[i].id)) for i in range(2)]
+    learners.append(Learner(doomed, socket_token_for(app, world.learners[2].id)))
+    try:
+        assert _board_connected(board, world.exam.id, 0) == 0  # sockets, but nobody has joined the exam
+        for learner in learners:
+            assert learner.call("attempt.join", {"exam_id": world.exam.id})["ok"]
+        assert _board_connected(board, world.exam.id, 3) == 3
+        learners[0].close()
+        assert _board_connected(board, world.exam.id, 2) == 2
+        doomed.kill()  # its learner's row stays behind; the missing heartbeat retires it
+        assert _board_connected(board, world.exam.id, 1) == 1
+    finally:
+        board.disconnect()
+        for learner in learners[1:2]:
+            learner.close()

@@ -1,0 +1,104 @@
+"""One batch of the answer writer, in one transaction: what it writes, what it refuses,
+and in which order answers and submissions of the same attempt take effect."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from server.core.timeutil import as_utc, now_utc
+from server.exam import operations as exam_ops
+from server.exam.delivery import ANSWER, SUBMIT, Pending, write_batch
+from server.exam.models import Answer, Attempt, AttemptStatus
+from server.exam.papers import load_code
+from server.extensions import db
+
+GRACE = timedelta(seconds=5)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def opened(request):
+    from factories import make_world
+
+    request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
+    world = make_world()
+    exam_ops.open_exam(world.exam.id)
+    db.session.commit()
+    attempts = db.session.scalars(sa.select(Attempt).where(Attempt.exam_id == world.exam.id).order_by(Attempt.id)).all()
+    return world, attempts
+
+
+def _answer(attempt: Attempt, k: int, seq: int, right: bool = True) -> Pending:
+    code = load_code(attempt.code_id)
+    qid = code.paper[k]["id"]
+    choice = code.key[qid] if right else next(c for c in code.allowed[qid] if c != code.key[qid])
+    return Pending(ANSWER, attempt.id, attempt.user_id, attempt.code_id, qid, choice, False, seq, right)
+
+
+def _run(batch, now=None):
+    with db.engine.begin() as conn:
+        write_batch(conn, batch, now or now_utc(), GRACE)
+    db.session.expire_all()
+    return [it.result for it in batch]
+
+
+def _stored(attempt_id):
+    return {q: (c, s) for q, c, s in db.session.execute(
+        sa.select(Answer.question_id, Answer.choice_id, Answer.seq).where(Answer.attempt_id == attempt_id))}
+
+
+def test_answers_are_written_and_the_newest_revision_wins(opened):
+    _, (a, b, *_) = opened
+    first, newer, older = _answer(a, 0, 1, right=False), _answer(a, 0, 3), _answer(a, 0, 2, right=False)
+    other = _answer(b, 1, 1)
+    results = _run([first, newer, older, other])
+    assert all(r["ok"] for r in results)
+    assert _stored(a.id) == {newer.question_id: (newer.choice_id, 3)}
+    assert _stored(b.id) == {other.question_id: (other.choice_id, 1)}
+    # a later batch resending an older revision does not overwrite the newer one
+    assert _run([_answer(a, 0, 2, right=False)])[0]["ok"]
+    assert _stored(a.id)[newer.question_id] == (newer.choice_id, 3)
+    assert db.session.get(Attempt, a.id).status == AttemptStatus.in_progress
+
+
+def test_a_submission_scores_what_came_before_it_and_refuses_what_came_after(opened):
+    _, (a, *_) = opened
+    before = [_answer(a, k, 1) for k in range(3)]
+    submit = Pending(SUBMIT, a.id, a.user_id, a.code_id)
+    after = _answer(a, 3, 1)
+    results = _run(before + [submit, after])
+    assert all(r["ok"] for r in results[:3])
+    n = load_code(a.code_id).n_questions
+    assert results[3]["ok"] and results[3]["status"] == "submitted" and results[3]["n_correct"] == 3
+    assert results[3]["n_questions"] == n and results[3]["score"] == round(10 * 3 / n, 2)
+    assert results[4] == {"ok": False, "error": {"code": "attempt.closed", "message": results[4]["error"]["message"]}}
+    assert len(_stored(a.id)) == 3
+    again = _run([Pending(SUBMIT, a.id, a.user_id, a.code_id)])[0]
+    assert again["error"]["code"] == "attempt.already_submitted"
+
+
+def test_refusals_change_nothing(opened):
+    world, (a, b, *_) = opened
+    stranger = _answer(a, 0, 1)
+    stranger.user_id = b.user_id  # someone else's attempt
+    wrong_code = _answer(a, 1, 1)
+    wrong_code.code_id = b.code_id if b.code_id != a.code_id else -1
+    cancelled = _answer(a, 2, 1)
+    cancelled.cancelled = True  # its handler gave up waiting and told the client to resend
+    late = _answer(b, 0, 1)
+    results = _run([stranger, wrong_code, cancelled])
+    assert [r["error"]["code"] for r in results] == ["attempt.not_yours", "exam.unknown_code", "server.retry"]
+    after_deadline = as_utc(db.session.get(Attempt, b.id).deadline_at) + GRACE + timedelta(seconds=1)
+    assert _run([late], now=after_deadline)[0]["error"]["code"] == "attempt.deadline_passed"
+    assert _stored(a.id) == {} and _stored(b.id) == {}
+    assert db.session.get(Attempt, a.id).status == AttemptStatus.pending
+
+
+def test_a_paused_attempt_takes_no_answer_and_cannot_be_submitted(opened):
+    world, (a, *_) = opened
+    exam_ops.adjust_time(world.exam, "pause", by=world.staff["organizer"], reason="Mất điện", attempt_id=a.id)
+    db.session.commit()
+    results = _run([_answer(a, 0, 1), Pending(SUBMIT, a.id, a.user_id, a.code_id)])
+    assert [r["error"]["code"] for r in results] == ["attempt.paused", "attempt.paused"]
+    assert _stored(a.id) == {}
