@@ -68,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hub-env", action="append", default=[], help="extra KEY=VALUE for the hub")
     p.add_argument("--py-spy", type=float, default=0.0,
                    help="record a py-spy profile of the hub for this many seconds from the open (0: off)")
+    p.add_argument("--py-spy-from", type=float, default=0.0,
+                   help="start the py-spy profile this many seconds after the open (e.g. at the burst)")
     p.add_argument("--hub-launcher", default=None, help="run this script instead of `python -m server` (bench/hub_debug.py)")
     p.add_argument("--keep-log", default=None, help="copy the hub log here")
     p.add_argument("--json", default=None, help="write all figures (and raw summaries) here")
@@ -254,7 +256,30 @@ def run(args: argparse.Namespace) -> dict:
             t_open_wall = opens
             t_open = mono() + (opens - time.time())
         if args.py_spy > 0:
-            spy = start_py_spy(hub.pid, args.py_spy, tmp / "hub-profile.txt")
+            if args.py_spy_from > 0:  # start it later (e.g. for the burst) from a timer thread
+                import threading
+
+                holder: list = []
+                timer = threading.Timer(args.py_spy_from, lambda: holder.append(
+                    start_py_spy(hub.pid, args.py_spy, tmp / "hub-profile.txt")))
+                timer.start()
+
+                class _Later:
+                    def wait(self, timeout=None):
+                        timer.join()
+                        return holder[0].wait(timeout) if holder else None
+
+                    def poll(self):
+                        return holder[0].poll() if holder else 0
+
+                    def terminate(self):
+                        timer.cancel()
+                        if holder:
+                            holder[0].terminate()
+
+                spy = _Later()
+            else:
+                spy = start_py_spy(hub.pid, args.py_spy, tmp / "hub-profile.txt")
         deadline = wait_deadline(db, 30)
         t_phase["open"] = t_open_wall
         burst_start = deadline - args.burst_seconds
@@ -445,7 +470,8 @@ def summarize_run(runs: list[dict], t_open: float, t_open_wall: float, burst_sta
             "lost_to_disconnect": sum(r["lost_acks"] for r in runs), "unacked_at_end": sum(r["unacked"] for r in runs),
             "timeline_burst": per_second(acks, burst_start, deadline),
         },
-        "submit": {"n": len(submits), "latency": lat_stats(submits), "errors": dict(sub_err)},
+        "submit": {"n": len(submits), "latency": lat_stats(submits), "errors": dict(sub_err),
+                   "timeline": per_second([(t, lat, "") for r in runs for t, lat in r["submits"]], burst_start, deadline)},
         "attempt_closed_events": {"n": len(closed_rx), "after_open_p50_s": round(pct(closed_rx, 0.5), 2) if closed_rx else None},
         "results_received": sum(r["results"] for r in runs),
         "client": {"events": dict(ev), "disconnects": dict(disc),

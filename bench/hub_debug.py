@@ -4,6 +4,10 @@
   [eio] t=<s since start> sockets=<n> pings_sent=<Δ> pongs=<Δ> closes={reason: Δ}
         writer_idle_exits=<Δ> queue_max=<largest send queue> answer_queue=<writer backlog>
 
+  [gc] gen=<g> ms=<pause> collected=<n> counts=<gc.get_count()>   (every collection over 20 ms)
+  [stall] late=<ms> and the loop's stack, when it has not run for 150 ms (HUB_DEBUG_STALLS=1)
+  [lag] max=<ms> p99=<ms> over the last 5 s of a 50 ms sleep loop   (how late the loop ran)
+
     .venv/bin/python bench/hub_debug.py --host 127.0.0.1 --port 5000   (same env as the hub)
     bench/exam_load.py --hub-launcher bench/hub_debug.py ...
 """
@@ -59,6 +63,62 @@ def instrument() -> None:
     S._send_ping, S.schedule_ping, S.close, S.poll = _send_ping, schedule_ping, close, poll
 
 
+_gc_t0 = [0.0]
+
+
+def _gc_probe(phase, info) -> None:
+    import gc
+
+    if phase == "start":
+        _gc_t0[0] = time.perf_counter()
+        return
+    ms = (time.perf_counter() - _gc_t0[0]) * 1000
+    if ms >= 20:
+        print(f"[gc] t={time.time() - T0:.1f} gen={info['generation']} ms={ms:.0f} collected={info['collected']} "
+              f"counts={gc.get_count()}", flush=True)
+
+
+_beat = [time.perf_counter()]
+MAIN_THREAD = [0]
+
+
+def stall_watcher() -> None:
+    """A real OS thread: when the loop has not beaten for 150 ms, print where it is."""
+    import sys as _sys
+    import traceback
+
+    from gevent import monkey
+
+    sleep = monkey.get_original("time", "sleep")
+    main_id = MAIN_THREAD[0]
+    reported = 0.0
+    while True:
+        sleep(0.05)
+        late = time.perf_counter() - _beat[0]
+        if late > 0.15 and _beat[0] != reported:
+            reported = _beat[0]
+            frame = _sys._current_frames().get(main_id)
+            stack = "".join(traceback.format_stack(frame, limit=25)) if frame else "?"
+            print(f"[stall] t={time.time() - T0:.1f} late={late * 1000:.0f}ms\n{stack}", flush=True)
+
+
+def lag_monitor(app) -> None:
+    from server.extensions import socketio
+
+    lags, last = [], time.time()
+    while True:
+        t = time.perf_counter()
+        _beat[0] = t
+        socketio.sleep(0.01)
+        _beat[0] = time.perf_counter()
+        socketio.sleep(0.04)
+        lags.append((time.perf_counter() - t - 0.05) * 1000)
+        if time.time() - last >= 5:
+            lags.sort()
+            print(f"[lag] t={time.time() - T0:.0f} max={lags[-1]:.0f} p99={lags[int(len(lags) * 0.99)]:.0f}", flush=True)
+            lags, last = [], time.time()
+
+
 def reporter(app) -> None:
     from server.extensions import socketio
 
@@ -70,13 +130,15 @@ def reporter(app) -> None:
         socks = list(eio.sockets.values())
         qmax = max((s.queue.qsize() for s in socks), default=0)
         writer = app.extensions.get("answer_writer")
-        backlog = writer._queue.qsize() if writer is not None and writer._queue is not None else 0
+        backlog = writer.backlog() if writer is not None else 0
+        wstats = (f" batches={writer.batches} items={writer.items} slowest_batch_ms={writer.slowest_batch_ms:.0f}"
+                  if writer is not None else "")
         d = {k: stats[k] - last[k] for k in stats}
         dc = {k: closes[k] - last_closes[k] for k in closes if closes[k] - last_closes[k]}
         last, last_closes = collections.Counter(stats), collections.Counter(closes)
         print(f"[eio] t={time.time() - T0:.0f} sockets={len(socks)} pings_sent={d.get('pings_sent', 0)} "
               f"pongs={d.get('pongs', 0)} pong_without_ping={d.get('pong_without_ping', 0)} closes={dc} "
-              f"writer_idle_exits={d.get('writer_idle_exits', 0)} queue_max={qmax} answer_queue={backlog}", flush=True)
+              f"writer_idle_exits={d.get('writer_idle_exits', 0)} queue_max={qmax} answer_queue={backlog}{wstats}", flush=True)
 
 
 def main() -> None:
@@ -89,6 +151,15 @@ def main() -> None:
 
     app = create_app()
     realtime.on_serve(app, reporter)
+    realtime.on_serve(app, lag_monitor)
+    if os.environ.get("HUB_DEBUG_STALLS"):
+        from gevent import monkey
+
+        MAIN_THREAD[0] = monkey.get_original("_thread", "get_ident")()
+        monkey.get_original("_thread", "start_new_thread")(stall_watcher, ())
+    import gc
+
+    gc.callbacks.append(_gc_probe)
     print(f"Điểm Cầu hub (debug) on http://{args.host}:{args.port} ({realtime.mode()})", flush=True)
     realtime.serve(app, args.host, args.port)
 

@@ -34,6 +34,8 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         #: how long the answer writer waits to gather a batch before committing it.
         "ANSWER_BATCH_WINDOW_MS": float(_env("ANSWER_BATCH_WINDOW_MS", 10)),
         "ANSWER_BATCH_MAX": int(_env("ANSWER_BATCH_MAX", 500)),
+        #: answer writers working side by side on PostgreSQL, each with its own connection.
+        "ANSWER_WRITER_LANES": int(_env("ANSWER_WRITER_LANES", 2)),
         #: answers waiting for the writer beyond which the hub says "busy" at once.
         "ANSWER_QUEUE_MAX": int(_env("ANSWER_QUEUE_MAX", 5000)),
         #: the largest Socket.IO message the hub accepts, in bytes.
@@ -51,6 +53,10 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": _bool(_env("SESSION_COOKIE_SECURE", "0")),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "RUN_SCHEDULER": _bool(_env("RUN_SCHEDULER", "1")),
+        #: the hub runs the full garbage collection itself: when quiet (fewer socket
+        #: events per second than this), or at the latest every GC_FULL_INTERVAL seconds.
+        "GC_FULL_INTERVAL": float(_env("GC_FULL_INTERVAL", 1800)),
+        "GC_QUIET_EVENTS_PER_S": float(_env("GC_QUIET_EVENTS_PER_S", 5)),
         "SNAPSHOT_INTERVAL_SECONDS": float(_env("SNAPSHOT_INTERVAL_SECONDS", 30)),
         "SNAPSHOT_MAX_BYTES": int(_env("SNAPSHOT_MAX_BYTES", 2 * 1024 * 1024)),
         "SNAPSHOT_RETENTION_DAYS": int(_env("SNAPSHOT_RETENTION_DAYS", 90)),

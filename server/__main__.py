@@ -16,6 +16,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("DIEMCAU_PORT", "5000")))
     parser.add_argument("--access-log", action="store_true")
     args = parser.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from server import create_app
 

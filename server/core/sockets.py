@@ -16,7 +16,7 @@ from typing import Any, Optional
 from flask import current_app, g, request
 from flask_socketio import Namespace
 
-from .. import extensions
+from .. import extensions, realtime
 from .errors import BadInput, DomainError, Unauthenticated
 from flask_babel import gettext as _
 
@@ -70,6 +70,7 @@ class SafeNamespace(Namespace):
     max_payload = 4096
 
     def trigger_event(self, event: str, sid: str, *args: Any) -> Any:
+        realtime.note_activity()
         if event in ("connect", "disconnect"):
             handler = getattr(self, "on_" + event, None)
             if handler is None:

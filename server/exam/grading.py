@@ -18,9 +18,27 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import scoring
-from .models import Answer, Attempt, Exam
+from .models import Answer, Attempt, AttemptStatus, Exam
 
 CHUNK = 1000
+
+
+_t = Attempt.__table__.c
+_IDS = sa.bindparam("ids", expanding=True)
+# Built once, with bound parameters: the close at the deadline and every submission
+# reuse them without SQLAlchemy building or keying a statement again.
+_COUNT_CORRECT = (
+    sa.update(Attempt.__table__)
+    .where(_t.id.in_(_IDS))
+    .values(n_correct=sa.select(sa.func.count())
+            .where(Answer.__table__.c.attempt_id == _t.id, Answer.__table__.c.is_correct.is_(True))
+            .scalar_subquery())
+)
+_EXAMS_OF = sa.select(Exam.__table__.c.id, Exam.__table__.c.n_questions, Exam.__table__.c.bands).where(
+    Exam.__table__.c.id.in_(sa.select(_t.exam_id).where(_t.id.in_(_IDS)).distinct().scalar_subquery())
+)
+_score_statements: dict[tuple, Any] = {}
+_submit_statements: dict[tuple, Any] = {}
 
 
 def _centi(n_correct: Any, n_questions: int) -> Any:
@@ -35,35 +53,59 @@ def _band_case(centi: Any, bands: Sequence[Sequence]) -> Any:
     return sa.case(*whens, else_=last) if whens else sa.literal(last)
 
 
+def _score_statement(n_questions: int, bands: Sequence[Sequence]) -> Any:
+    """UPDATE score and band of :ids in exam :of_exam, one statement per (length, bands)."""
+    key = (int(n_questions), tuple((str(label), str(minimum)) for label, minimum in bands))
+    stmt = _score_statements.get(key)
+    if stmt is None:
+        centi = _centi(_t.n_correct, n_questions)
+        absent = sa.and_(_t.started_at.is_(None), _t.n_correct == 0)
+        stmt = (
+            sa.update(Attempt.__table__)
+            .where(_t.id.in_(_IDS), _t.exam_id == sa.bindparam("of_exam"))
+            .values(
+                score=sa.case((absent, sa.null()), else_=centi / 100.0),
+                band=sa.case((absent, sa.null()), else_=_band_case(centi, bands)),
+            )
+        )
+        if len(_score_statements) < 256:
+            _score_statements[key] = stmt
+    return stmt
+
+
 def score_attempts(conn: Connection, attempt_ids: Iterable[int]) -> None:
     """Store n_correct, score and band of these attempts from their answers.
 
     A learner who never started and answered nothing gets no score (absent, not 0).
     """
     ids = sorted(set(attempt_ids))
-    if not ids:
-        return
-    correct = (
-        sa.select(sa.func.count())
-        .where(Answer.attempt_id == Attempt.id, Answer.is_correct.is_(True))
-        .scalar_subquery()
-    )
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        conn.execute(sa.update(Attempt).where(Attempt.id.in_(chunk)).values(n_correct=correct))
-        exams = conn.execute(
-            sa.select(Exam.id, Exam.n_questions, Exam.bands)
-            .where(Exam.id.in_(sa.select(Attempt.exam_id).where(Attempt.id.in_(chunk)).distinct()))
-        ).all()
-        for exam_id, n_questions, bands in exams:
-            bands = bands or scoring.DEFAULT_BANDS
-            centi = _centi(Attempt.n_correct, n_questions)
-            absent = sa.and_(Attempt.started_at.is_(None), Attempt.n_correct == 0)
-            conn.execute(
-                sa.update(Attempt)
-                .where(Attempt.id.in_(chunk), Attempt.exam_id == exam_id)
-                .values(
-                    score=sa.case((absent, sa.null()), else_=centi / 100.0),
-                    band=sa.case((absent, sa.null()), else_=_band_case(centi, bands)),
-                )
-            )
+        conn.execute(_COUNT_CORRECT, {"ids": chunk})
+        for exam_id, n_questions, bands in conn.execute(_EXAMS_OF, {"ids": chunk}).all():
+            stmt = _score_statement(n_questions, bands or scoring.DEFAULT_BANDS)
+            conn.execute(stmt, {"ids": chunk, "of_exam": exam_id})
+
+
+def submit_statement(n_questions: int, bands: Sequence[Sequence]) -> Any:
+    """UPDATE … RETURNING that ends the attempts :ids as submitted at :now and scores them
+    in the same statement (a submission has started by definition, so it always gets a
+    score). Returns id, status, deadline_at, paused_at, n_correct, score, band."""
+    key = (int(n_questions), tuple((str(label), str(minimum)) for label, minimum in bands))
+    stmt = _submit_statements.get(key)
+    if stmt is None:
+        a = Answer.__table__.c
+        correct = (sa.select(sa.func.count()).where(a.attempt_id == _t.id, a.is_correct.is_(True))
+                   .scalar_subquery())
+        centi = _centi(correct, n_questions)
+        now = sa.bindparam("now", type_=sa.DateTime(timezone=True))
+        stmt = (
+            sa.update(Attempt.__table__)
+            .where(_t.id.in_(_IDS))
+            .values(status=AttemptStatus.submitted, ended_at=now, started_at=sa.func.coalesce(_t.started_at, now),
+                    n_correct=correct, score=centi / 100.0, band=_band_case(centi, bands))
+            .returning(_t.id, _t.status, _t.deadline_at, _t.paused_at, _t.n_correct, _t.score, _t.band)
+        )
+        if len(_submit_statements) < 256:
+            _submit_statements[key] = stmt
+    return stmt

@@ -1,8 +1,9 @@
 """An exam code as the hub serves it: the learner's paper, the key, and sealing.
 
-A code's layout is fixed once the exam is scheduled, so each hub process may keep the
-derived `CodeData` in memory: it is a pure function of rows that never change again,
-so two processes can never disagree about it.
+A code's layout is fixed once the exam is scheduled, and an exam's grading (score shown
+or not, bands) when it is created, so each hub process may keep the derived `CodeData`
+in memory: it is a pure function of rows that never change again, so two processes can
+never disagree about it.
 """
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ class CodeData:
     seal_key: bytes = field(repr=False, default=b"")
     #: the paper sealed once per process (10,000 joins need not encrypt it 10,000 times).
     sealed: dict = field(hash=False, repr=False, default_factory=dict)
+    #: the exam's grading, fixed when it was created: whether learners see their score,
+    #: and the bands as ((label, minimum), ...).
+    show_score: bool = True
+    bands: tuple = ()
 
     @property
     def n_questions(self) -> int:
@@ -84,8 +89,12 @@ def build_code_data(code: ExamCode) -> CodeData:
                 "choices": [{"id": cid, "text": choices[cid].text} for cid in ids],
             }
         )
+    from .scoring import DEFAULT_BANDS
+
+    exam = code.exam
+    bands = tuple((str(label), float(minimum)) for label, minimum in (exam.bands or DEFAULT_BANDS))
     return CodeData(code.id, code.exam_id, code.label, allowed, key, paper, code.seal_key,
-                    seal(paper, code.seal_key))
+                    seal(paper, code.seal_key), exam.show_score, bands)
 
 
 def forget(code_ids: list[int] | None = None) -> None:

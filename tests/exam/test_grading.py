@@ -8,10 +8,11 @@ import sqlalchemy as sa
 from server.exam import grading, scoring
 from server.exam import operations as exam_ops
 from server.exam.models import Answer, Attempt, AttemptStatus
+from server.core.timeutil import now_utc
 from server.extensions import db
 
 
-def _grade_everyone(n_questions: int, bands) -> list[tuple]:
+def _grade_everyone(n_questions: int, bands, *, by_submission: bool = False) -> list[tuple]:
     from factories import make_world
 
     # one learner per possible count, plus one who never started
@@ -33,10 +34,17 @@ def _grade_everyone(n_questions: int, bands) -> list[tuple]:
         expected[attempt.id] = (i, value, scoring.band(value, bands or scoring.DEFAULT_BANDS))
     expected[attempts[-1].id] = (0, None, None)  # absent: no score at all, not zero
     db.session.flush()
-    grading.score_attempts(db.session.connection(), [a.id for a in attempts])
+    if by_submission:  # what a submission stores and returns, in one statement
+        del expected[attempts[-1].id]
+        stmt = grading.submit_statement(n_questions, bands or scoring.DEFAULT_BANDS)
+        returned = db.session.connection().execute(stmt, {"ids": list(expected), "now": now_utc()}).all()
+        assert {(r.id, r.n_correct, r.score, r.band, r.status) for r in returned} == {
+            (aid, *want, AttemptStatus.submitted) for aid, want in expected.items()}
+    else:
+        grading.score_attempts(db.session.connection(), [a.id for a in attempts])
     db.session.commit()
     got = db.session.execute(sa.select(Attempt.id, Attempt.n_correct, Attempt.score, Attempt.band)
-                             .where(Attempt.exam_id == exam.id)).all()
+                             .where(Attempt.exam_id == exam.id, Attempt.id.in_(expected))).all()
     return [(expected[aid], (n, s, b)) for aid, n, s, b in got]
 
 
@@ -59,4 +67,12 @@ def test_sql_scores_equal_pure_scores_sqlite(app, n_questions, bands):
 @pytest.mark.parametrize("n_questions,bands", CASES)
 def test_sql_scores_equal_pure_scores_postgresql(pg_app, n_questions, bands):
     for want, got in _grade_everyone(n_questions, bands):
+        assert got == want
+
+
+@pytest.mark.parametrize("n_questions,bands", CASES)
+def test_a_submission_scores_in_the_same_statement(app, n_questions, bands):
+    pairs = _grade_everyone(n_questions, bands, by_submission=True)
+    assert len(pairs) == n_questions + 1
+    for want, got in pairs:
         assert got == want

@@ -1,0 +1,44 @@
+"""The hub's C-speed replacements inside gevent-websocket give the originals' answers."""
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+from geventwebsocket import utf8validator as original_utf8
+from geventwebsocket.websocket import Header
+
+from server.realtime import FastUtf8Validator, fast_mask_payload
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 125, 126, 4097, 94_000])
+def test_unmasking_equals_the_original(size):
+    payload = os.urandom(size)
+    header = Header(fin=True, opcode=1, length=size)
+    header.mask = os.urandom(4)
+    assert fast_mask_payload(header, payload) == Header.mask_payload(header, payload)
+    assert bytes(fast_mask_payload(header, fast_mask_payload(header, payload))) == payload
+
+
+def _frames(data: bytes, rng: random.Random) -> list[bytes]:
+    cuts = sorted(rng.sample(range(1, len(data)), min(3, len(data) - 1))) if len(data) > 1 else []
+    return [data[a:b] for a, b in zip([0] + cuts, cuts + [len(data)])]
+
+
+CASES = [
+    "Điểm Cầu: câu trả lời đã được lưu".encode(), "đ".encode()[:1], b"\xff\xfe", b"plain ascii",
+    "ắ".encode() + b"\xc3\x28", "😀 emoji".encode(), "😀".encode()[:3], b"",
+]
+
+
+@pytest.mark.parametrize("data", CASES)
+def test_utf8_validation_equals_the_original_frame_by_frame(data):
+    rng = random.Random(len(data))
+    frames = _frames(data, rng) or [b""]
+    ours, theirs = FastUtf8Validator(), original_utf8.Utf8Validator()
+    for frame in frames:
+        mine, ref = ours.validate(frame), theirs.validate(frame)
+        assert mine[0] == ref[0]
+        if not ref[0]:
+            break
+        assert mine[1] == ref[1]
