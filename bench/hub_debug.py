@@ -119,6 +119,23 @@ def lag_monitor(app) -> None:
             lags, last = [], time.time()
 
 
+def garbage_census(app) -> None:
+    """HUB_DEBUG_GARBAGE=<s>: every <s> seconds, what a full collection would free, by type."""
+    import gc
+
+    from server.extensions import socketio
+
+    every = float(os.environ["HUB_DEBUG_GARBAGE"])
+    while True:
+        socketio.sleep(every)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        kinds = collections.Counter(type(o).__qualname__ for o in gc.garbage)
+        gc.garbage.clear()
+        gc.set_debug(0)
+        print(f"[garbage] t={time.time() - T0:.0f} {sum(kinds.values())} objects: {kinds.most_common(25)}", flush=True)
+
+
 def reporter(app) -> None:
     from server.extensions import socketio
 
@@ -152,6 +169,8 @@ def main() -> None:
     app = create_app()
     realtime.on_serve(app, reporter)
     realtime.on_serve(app, lag_monitor)
+    if os.environ.get("HUB_DEBUG_GARBAGE"):
+        realtime.on_serve(app, garbage_census)
     if os.environ.get("HUB_DEBUG_STALLS"):
         from gevent import monkey
 

@@ -23,5 +23,20 @@ def healthz():
     return jsonify({"ok": True})
 
 
+@bp.route("/socket.io/", methods=["GET", "POST"])
+@bp.route("/socket.io/", endpoint="socketio_websocket", websocket=True)
+def socketio_path():
+    """Never reached: the Socket.IO middleware answers this path before Flask does.
+
+    It exists for the request context Flask-SocketIO builds for every socket event from
+    the socket's handshake: without a rule for this path, routing it raises NotFound each
+    time, and the exception's traceback ties up ~50 objects in a cycle that only the full
+    garbage collection frees: 10,000 learners left a million of them (docs/benchmarks.md).
+    """
+    from flask import abort
+
+    abort(404)
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)

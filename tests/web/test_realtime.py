@@ -42,3 +42,29 @@ def test_utf8_validation_equals_the_original_frame_by_frame(data):
         if not ref[0]:
             break
         assert mine[1] == ref[1]
+
+
+@pytest.mark.parametrize("upgrade", [False, True])
+def test_a_socket_events_request_context_leaves_no_cyclic_garbage(app, upgrade):
+    """Flask-SocketIO builds a request context from the socket's handshake for each event;
+    routing that path must not raise (an exception's traceback is a cycle per event)."""
+    import gc
+
+    from flask import request
+    from flask.ctx import RequestContext
+    from werkzeug.test import EnvironBuilder
+
+    headers = {"Upgrade": "websocket", "Connection": "Upgrade"} if upgrade else {}
+    environ = EnvironBuilder(path="/socket.io/", query_string="EIO=4&transport=websocket", headers=headers).get_environ()
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(20):
+            with app.request_context(dict(environ)):
+                assert request.routing_exception is None
+        gc.collect()
+        left = [o for o in gc.garbage if isinstance(o, (RequestContext, BaseException))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == []
