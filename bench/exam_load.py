@@ -70,6 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="record a py-spy profile of the hub for this many seconds from the open (0: off)")
     p.add_argument("--py-spy-from", type=float, default=0.0,
                    help="start the py-spy profile this many seconds after the open (e.g. at the burst)")
+    p.add_argument("--py-spy-rate", type=int, default=50, help="py-spy samples per second")
     p.add_argument("--hub-launcher", default=None, help="run this script instead of `python -m server` (bench/hub_debug.py)")
     p.add_argument("--keep-log", default=None, help="copy the hub log here")
     p.add_argument("--json", default=None, help="write all figures (and raw summaries) here")
@@ -261,7 +262,7 @@ def run(args: argparse.Namespace) -> dict:
 
                 holder: list = []
                 timer = threading.Timer(args.py_spy_from, lambda: holder.append(
-                    start_py_spy(hub.pid, args.py_spy, tmp / "hub-profile.txt")))
+                    start_py_spy(hub.pid, args.py_spy, tmp / "hub-profile.txt", args.py_spy_rate)))
                 timer.start()
 
                 class _Later:
@@ -279,7 +280,7 @@ def run(args: argparse.Namespace) -> dict:
 
                 spy = _Later()
             else:
-                spy = start_py_spy(hub.pid, args.py_spy, tmp / "hub-profile.txt")
+                spy = start_py_spy(hub.pid, args.py_spy, tmp / "hub-profile.txt", args.py_spy_rate)
         deadline = wait_deadline(db, 30)
         t_phase["open"] = t_open_wall
         burst_start = deadline - args.burst_seconds
@@ -359,9 +360,9 @@ def pg_window(pga: PgActivity, t0: float, t1: float) -> dict:
             "mean_by_kind": {k: round(v / len(rows), 2) for k, v in seen.most_common(10)}}
 
 
-def start_py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen:
+def start_py_spy(pid: int, seconds: float, out: Path, rate: int = 50) -> subprocess.Popen:
     spy = str(ROOT / ".venv" / "bin" / "py-spy")
-    return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "50",
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", str(rate),
                              "--nonblocking", "--format", "raw", "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

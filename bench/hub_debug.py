@@ -62,6 +62,22 @@ def instrument() -> None:
 
     S._send_ping, S.schedule_ping, S.close, S.poll = _send_ping, schedule_ping, close, poll
 
+    # when the start broadcast left the hub: first and last socket write of exam.start
+    from geventwebsocket.websocket import WebSocket
+
+    orig_send = WebSocket.send
+
+    def send(self, message, binary=None):
+        if isinstance(message, str) and '"exam.start"' in message[:40]:
+            now = time.time()
+            start_sends.append(now)
+        return orig_send(self, message, binary)
+
+    WebSocket.send = send
+
+
+start_sends: list = []
+
 
 _gc_t0 = [0.0]
 
@@ -142,17 +158,26 @@ def reporter(app) -> None:
     last = collections.Counter()
     last_closes = collections.Counter()
     while True:
-        socketio.sleep(5)
+        socketio.sleep(float(os.environ.get("HUB_DEBUG_EVERY", 5)))
         eio = socketio.server.eio
         socks = list(eio.sockets.values())
         qmax = max((s.queue.qsize() for s in socks), default=0)
         writer = app.extensions.get("answer_writer")
         backlog = writer.backlog() if writer is not None else 0
-        wstats = (f" batches={writer.batches} items={writer.items} slowest_batch_ms={writer.slowest_batch_ms:.0f}"
-                  if writer is not None else "")
+        wstats = ""
+        if writer is not None:
+            waits, writer.waits = sorted(writer.waits), []
+            w99 = waits[int(len(waits) * 0.99)] * 1000 if waits else 0
+            wstats = (f" batches={writer.batches} items={writer.items} slowest_batch_ms={writer.slowest_batch_ms:.0f}"
+                      f" commit_wait_p99_ms={w99:.0f} n={len(waits)}")
+            writer.slowest_batch_ms = 0
         d = {k: stats[k] - last[k] for k in stats}
         dc = {k: closes[k] - last_closes[k] for k in closes if closes[k] - last_closes[k]}
         last, last_closes = collections.Counter(stats), collections.Counter(closes)
+        if start_sends:
+            print(f"[start] sent to {len(start_sends)} sockets from {start_sends[0] - T0:.3f} to "
+                  f"{start_sends[-1] - T0:.3f} ({(start_sends[-1] - start_sends[0]) * 1000:.0f} ms)", flush=True)
+            start_sends.clear()
         print(f"[eio] t={time.time() - T0:.0f} sockets={len(socks)} pings_sent={d.get('pings_sent', 0)} "
               f"pongs={d.get('pongs', 0)} pong_without_ping={d.get('pong_without_ping', 0)} closes={dc} "
               f"writer_idle_exits={d.get('writer_idle_exits', 0)} queue_max={qmax} answer_queue={backlog}{wstats}", flush=True)
@@ -167,6 +192,16 @@ def main() -> None:
     from server import create_app
 
     app = create_app()
+    from server.exam import notify
+
+    orig_started = notify.exam_started
+
+    def exam_started(exam):
+        t = time.time()
+        orig_started(exam)
+        print(f"[start] exam_started() at {t - T0:.3f}, took {(time.time() - t) * 1000:.0f} ms", flush=True)
+
+    notify.exam_started = exam_started
     realtime.on_serve(app, reporter)
     realtime.on_serve(app, lag_monitor)
     if os.environ.get("HUB_DEBUG_GARBAGE"):

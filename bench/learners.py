@@ -91,6 +91,9 @@ class Worker:
         self.session: Optional[aiohttp.ClientSession] = None
         self.running = False
         self.phase_bounds = (0.0, 0.0)  # (burst_start_wall, deadline_wall)
+        self.to_unseal: list = []
+        self.last_arrival = 0.0
+        self.unsealer: Optional[asyncio.Future] = None
         self.reset_samples()
 
     def reset_samples(self) -> None:
@@ -247,16 +250,29 @@ class Worker:
                 return
             L.start_rx = mono()
             L.deadline_ms = data.get("deadline_ms")
-            # Decrypt in the loop's next pass: every socket whose start arrived in this pass
-            # records its arrival first. Otherwise the 2,500 learners of one worker would
-            # queue behind each other's decryption, which in reality happens on 2,500
-            # different devices ("on screen, parallel" = arrival + own decrypt time).
-            asyncio.get_running_loop().call_soon(self._unseal, L, data)
+            # Decrypt once the broadcast has passed: the 2,500 learners of one worker would
+            # otherwise read the start behind each other's decryption (~1 s of it), which in
+            # reality happens on 2,500 different devices ("on screen, parallel" = arrival +
+            # the learner's own decrypt time, measured below).
+            self.to_unseal.append((L, data))
+            self.last_arrival = mono()
+            if self.unsealer is None or self.unsealer.done():
+                self.unsealer = asyncio.ensure_future(self._unseal_when_quiet())
         elif name == "attempt.closed":
             if L.closed_rx is None:
                 L.closed_rx = mono()
                 L.result = data
             L.closed.set()
+
+    async def _unseal_when_quiet(self) -> None:
+        while self.to_unseal:
+            while mono() - self.last_arrival < 0.2:
+                await asyncio.sleep(0.05)
+            batch, self.to_unseal = self.to_unseal, []
+            for i, (L, data) in enumerate(batch):
+                self._unseal(L, data)
+                if i % 50 == 49:
+                    await asyncio.sleep(0)
 
     def _unseal(self, L: Learner, data: Any) -> None:
         if L.started.is_set():

@@ -31,8 +31,9 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "BABEL_DEFAULT_TIMEZONE": "Asia/Ho_Chi_Minh",
         #: seconds after a deadline during which answers already in flight are still taken.
         "EXAM_GRACE_SECONDS": float(_env("EXAM_GRACE_SECONDS", 5)),
-        #: how long the answer writer waits to gather a batch before committing it.
-        "ANSWER_BATCH_WINDOW_MS": float(_env("ANSWER_BATCH_WINDOW_MS", 10)),
+        #: the shortest time between two commits of one answer writer lane: under load
+        #: the answers arriving meanwhile go into the next batch together.
+        "ANSWER_BATCH_WINDOW_MS": float(_env("ANSWER_BATCH_WINDOW_MS", 15)),
         "ANSWER_BATCH_MAX": int(_env("ANSWER_BATCH_MAX", 500)),
         #: answer writers working side by side on PostgreSQL, each with its own connection.
         "ANSWER_WRITER_LANES": int(_env("ANSWER_WRITER_LANES", 2)),

@@ -92,6 +92,8 @@ class AnswerWriter:
         self.batches = 0
         self.items = 0
         self.slowest_batch_ms = 0.0
+        #: seconds from queued to committed, of recent items (the diagnosis swaps it out).
+        self.waits: list[float] = []
 
     # the handlers' side -------------------------------------------------------
     def save(self, item: Pending, timeout: float = 15.0) -> dict:
@@ -122,33 +124,37 @@ class AnswerWriter:
         self._lanes = lanes
 
     # the writer's side --------------------------------------------------------
-    def _gather(self, lane: Any) -> list[Pending]:
-        """Everything queued now; if that is one item, what else arrives within the window."""
+    def _gather(self, lane: Any, last_start: float) -> list[Pending]:
+        """The next batch: the first item, then whatever arrives until one window has
+        passed since the previous batch began. An idle lane writes at once; a busy one
+        commits at most once per window, in ever larger batches, which is what lets it
+        keep up (each commit costs the hub the same whatever its size)."""
         cfg = self._app.config
         batch = [lane.get()]
         limit = cfg["ANSWER_BATCH_MAX"]
+        end = last_start + cfg["ANSWER_BATCH_WINDOW_MS"] / 1000.0
         while len(batch) < limit:
             try:
                 batch.append(lane.get_nowait())
+                continue
+            except self._empty:
+                pass
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                batch.append(lane.get(timeout=left))
             except self._empty:
                 break
-        if len(batch) == 1:
-            end = time.monotonic() + cfg["ANSWER_BATCH_WINDOW_MS"] / 1000.0
-            while len(batch) < limit:
-                left = end - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    batch.append(lane.get(timeout=left))
-                except self._empty:
-                    break
         return batch
 
     def _run(self, lane: Any) -> None:
         grace = timedelta(seconds=self._app.config["EXAM_GRACE_SECONDS"])
         with self._app.app_context():  # for the messages' translations
+            last_start = 0.0
             while True:
-                batch = self._gather(lane)
+                batch = self._gather(lane, last_start)
+                last_start = time.monotonic()
                 t0 = time.perf_counter()
                 try:
                     with self._engine.begin() as conn:
@@ -157,8 +163,11 @@ class AnswerWriter:
                     log.exception("answer batch of %d failed", len(batch))
                     for item in batch:
                         item.result = _error("server.retry", _RETRY)
+                done = time.monotonic()
                 for item in batch:
                     item.done.set()
+                if len(self.waits) < 100_000:
+                    self.waits.extend(done - item.queued_at for item in batch)
                 self.batches += 1
                 self.items += len(batch)
                 self.slowest_batch_ms = max(self.slowest_batch_ms, (time.perf_counter() - t0) * 1000)

@@ -90,20 +90,24 @@ def score_attempts(conn: Connection, attempt_ids: Iterable[int]) -> None:
 def submit_statement(n_questions: int, bands: Sequence[Sequence]) -> Any:
     """UPDATE … RETURNING that ends the attempts :ids as submitted at :now and scores them
     in the same statement (a submission has started by definition, so it always gets a
-    score). Returns id, status, deadline_at, paused_at, n_correct, score, band."""
+    score). Returns id, status, deadline_at, paused_at, n_correct, score, band.
+
+    The right answers are counted once per attempt, in a derived table: written inline,
+    the count would run again for the score and for every band's comparison."""
     key = (int(n_questions), tuple((str(label), str(minimum)) for label, minimum in bands))
     stmt = _submit_statements.get(key)
     if stmt is None:
         a = Answer.__table__.c
         correct = (sa.select(sa.func.count()).where(a.attempt_id == _t.id, a.is_correct.is_(True))
                    .scalar_subquery())
-        centi = _centi(correct, n_questions)
+        counts = sa.select(_t.id.label("aid"), correct.label("n")).where(_t.id.in_(_IDS)).subquery("counted")
+        centi = _centi(counts.c.n, n_questions)
         now = sa.bindparam("now", type_=sa.DateTime(timezone=True))
         stmt = (
             sa.update(Attempt.__table__)
-            .where(_t.id.in_(_IDS))
+            .where(_t.id == counts.c.aid)
             .values(status=AttemptStatus.submitted, ended_at=now, started_at=sa.func.coalesce(_t.started_at, now),
-                    n_correct=correct, score=centi / 100.0, band=_band_case(centi, bands))
+                    n_correct=counts.c.n, score=centi / 100.0, band=_band_case(centi, bands))
             .returning(_t.id, _t.status, _t.deadline_at, _t.paused_at, _t.n_correct, _t.score, _t.band)
         )
         if len(_submit_statements) < 256:
