@@ -35,6 +35,8 @@ FIGURES = [
     ("burst answers/s acked", ("acks", "burst_rate_per_s"), False),
     ("burst ack p50, ms", ("acks", "burst", "p50_ms"), True),
     ("burst ack p99, ms", ("acks", "burst", "p99_ms"), True),
+    ("burst seconds with ack p99 > 250 ms", ("_derived", "burst_seconds_over_250"), True),
+    ("worst 1-s burst ack p99, ms", ("_derived", "burst_worst_second_ms"), True),
     ("submit ack p99, ms", ("submit", "latency", "p99_ms"), True),
     ("ack errors (busy/retry/...)", ("_derived", "ack_error_count"), True),
     ("hub RSS idle, MB", ("memory", "idle_rss_mb"), True),
@@ -55,6 +57,10 @@ FIGURES = [
 
 def get(res: dict, path: tuple) -> float | None:
     if path[0] == "_derived":
+        if path[1] == "burst_seconds_over_250":
+            return float(sum(1 for _, _, p99 in res.get("acks", {}).get("timeline_burst", []) if p99 > 250))
+        if path[1] == "burst_worst_second_ms":
+            return max((p99 for _, _, p99 in res.get("acks", {}).get("timeline_burst", [])), default=None)
         if path[1] == "ack_error_count":
             errs = res.get("acks", {}).get("errors", {})
             return float(sum(v for k, v in errs.items() if not k.endswith(("attempt.closed", "attempt.deadline_passed"))))

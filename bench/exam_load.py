@@ -71,6 +71,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--py-spy-from", type=float, default=0.0,
                    help="start the py-spy profile this many seconds after the open (e.g. at the burst)")
     p.add_argument("--py-spy-rate", type=int, default=50, help="py-spy samples per second")
+    p.add_argument("--snapshots-at", type=float, default=0.0,
+                   help="S seconds after the open, every bridge point's kiosk uploads one room snapshot at once (0: off)")
+    p.add_argument("--snapshot-sites", type=int, default=164)
+    p.add_argument("--snapshot-size", default="640x480", help="WxH of the room snapshots")
     p.add_argument("--hub-launcher", default=None, help="run this script instead of `python -m server` (bench/hub_debug.py)")
     p.add_argument("--keep-log", default=None, help="copy the hub log here")
     p.add_argument("--json", default=None, help="write all figures (and raw summaries) here")
@@ -175,6 +179,9 @@ def run(args: argparse.Namespace) -> dict:
         for kv in args.hub_env:
             k, _, v = kv.partition("=")
             extra[k] = v
+        model = ROOT.parent / "shared" / "models" / "yunet_s_640_640.onnx"
+        if args.snapshots_at > 0 and model.is_file():
+            extra.setdefault("DIEMCAU_FACE_MODEL", str(model))  # YuNet, as in production
         env = hub_env(db, args.mode, instance, extra)
         tokens = prepare(db, env, args.learners, args.duration_minutes, tmp / "tokens.txt")
         res["prepare_s"] = round(mono() - t, 1)
@@ -185,6 +192,13 @@ def run(args: argparse.Namespace) -> dict:
         hub = Hub(env, port, tmp / "hub.log", args.hub_launcher).start()
         org = Organizer(hub.url)
         org.login()
+        snap_burst = None
+        if args.snapshots_at > 0:
+            from snapshot_burst import SnapshotBurst
+
+            w, h = (int(x) for x in args.snapshot_size.lower().split("x"))
+            snap_burst = SnapshotBurst(hub.url, db, args.snapshot_sites, (w, h))
+            log(f"{len(snap_burst.kiosks)} kiosks signed in; snapshots of {w}x{h} at open + {args.snapshots_at:.0f}s")
         sampler = Sampler(hub.pid)
         sampler.start()
         pga = PgActivity(db)
@@ -282,6 +296,9 @@ def run(args: argparse.Namespace) -> dict:
             else:
                 spy = start_py_spy(hub.pid, args.py_spy, tmp / "hub-profile.txt", args.py_spy_rate)
         deadline = wait_deadline(db, 30)
+        if snap_burst is not None:
+            snap_burst.at_wall = t_open_wall + args.snapshots_at
+            snap_burst.start()
         t_phase["open"] = t_open_wall
         burst_start = deadline - args.burst_seconds
         log(f"exam open; deadline in {deadline - time.time():.0f}s; burst from {args.burst_seconds:.0f}s before")
@@ -303,6 +320,13 @@ def run(args: argparse.Namespace) -> dict:
         runs = workers.gather("run", exam_s + args.grace + 400)
         t_phase["done"] = time.time()
         res.update(summarize_run(runs, t_open, t_open_wall, burst_start, deadline, args))
+        if snap_burst is not None:
+            from snapshot_burst import ack_windows
+
+            snap_burst.join(60)
+            res["snapshots"] = dict(snap_burst.result)
+            res["snapshots"]["acks"] = ack_windows([a for r in runs for a in r["acks"]], snap_burst.result)
+            log(f"snapshots: {json.dumps(res['snapshots'])}")
         res["cpu"] = {
             "steady": sampler.between(t_open_wall + 5, burst_start),
             "burst": sampler.between(burst_start, deadline),

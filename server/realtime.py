@@ -120,17 +120,32 @@ def start_background(app: Any) -> None:
         socketio.start_background_task(task, app)
 
 
+def begin_serving(app: Any) -> None:
+    """What a serving hub process does once, whichever server runs it (ours or gunicorn's
+    worker, through wsgi.py): file limits, the collector's policy, the background tasks."""
+    if app.extensions.get("diemcau_serving"):
+        return
+    app.extensions["diemcau_serving"] = True
+    raise_fd_limit()
+    collector_policy(app)
+    start_background(app)
+
+
 def serve(app: Any, host: str, port: int, log_output: bool = False) -> None:
     """Run the hub with the server that fits the async mode."""
     from .extensions import socketio
 
-    raise_fd_limit()
-    collector_policy(app)
-    start_background(app)
+    begin_serving(app)
     kwargs: dict[str, Any] = {"host": host, "port": port, "log_output": log_output}
     if socketio.async_mode == "eventlet":
-        # eventlet.wsgi.server takes only 1,024 connections unless told otherwise.
-        kwargs["max_size"] = 100_000
+        # Flask-SocketIO listens with eventlet's backlog of 50 and lets eventlet.wsgi take
+        # only 1,024 connections: a province reconnecting at once needs more of both.
+        import eventlet
+        import eventlet.wsgi
+
+        listener = eventlet.listen((host, port), backlog=4096)
+        eventlet.wsgi.server(listener, app, log_output=log_output, max_size=100_000)
+        return
     if socketio.async_mode == "gevent":
         # a province reconnecting at once overflows the default backlog of 128, and the
         # refused SYNs come back 1-3 s later (docs/benchmarks.md).
@@ -205,4 +220,42 @@ def run_blocking(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         from eventlet import tpool
 
         return tpool.execute(fn, *args, **kwargs)
+    return fn(*args, **kwargs)
+
+
+def run_in_background(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`run_blocking` for work that may wait (camera analysis): its OS thread runs at the
+    lowest CPU priority, so on a busy machine the event loop, and with it every learner's
+    ack, always comes first; the work takes the cores the loop leaves idle."""
+    chosen = _patched or "threading"
+    if chosen == "threading":
+        return fn(*args, **kwargs)  # the caller's own thread: leave its priority alone
+    if chosen == "gevent":  # threads of its own, so no other blocking work inherits the priority
+        global _background_pool
+        if _background_pool is None:
+            from gevent.threadpool import ThreadPool
+
+            _background_pool = ThreadPool(4)
+        return _background_pool.apply(_at_low_priority, (fn, args, kwargs))
+    return run_blocking(_at_low_priority, fn, args, kwargs)
+
+
+_background_pool: Any = None
+
+
+_low: Any = None  # a thread-local, made on first use (after the monkey-patching)
+
+
+def _at_low_priority(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    import threading as _threading
+
+    global _low
+    if _low is None:
+        _low = _threading.local()
+    if not getattr(_low, "done", False):
+        try:  # Linux: a thread is a task with its own nice value
+            os.setpriority(os.PRIO_PROCESS, _threading.get_native_id(), 19)
+        except (AttributeError, OSError):
+            pass
+        _low.done = True
     return fn(*args, **kwargs)

@@ -11,13 +11,15 @@ from ..core.errors import Unauthenticated
 from ..extensions import db, login_manager
 from .models import User
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 TOKEN_MAX_AGE = 24 * 3600
 
 
 def init_app(app: Flask) -> None:
     login_manager.login_view = "accounts.login"
-    login_manager.login_message = "Vui lòng đăng nhập để tiếp tục."
+    login_manager.login_message = _l("Vui lòng đăng nhập để tiếp tục.")
+    login_manager.localize_callback = str  # translated when flashed: a plain str in the session
     login_manager.session_protection = "basic"
 
 
@@ -77,14 +79,14 @@ def kiosk_from_token(token: Any):
     from ..places.models import BridgePoint
 
     if not isinstance(token, str) or len(token) > 512:
-        raise Unauthenticated("auth.bad_token", "Phiên của điểm cầu không hợp lệ.")
+        raise Unauthenticated("auth.bad_token", _("Phiên của điểm cầu không hợp lệ."))
     try:
         data = _kiosk_serializer().loads(token, max_age=7 * 24 * 3600)
     except BadSignature:
-        raise Unauthenticated("auth.bad_token", "Phiên của điểm cầu không hợp lệ hoặc đã hết hạn.") from None
+        raise Unauthenticated("auth.bad_token", _("Phiên của điểm cầu không hợp lệ hoặc đã hết hạn.")) from None
     bp = db.session.get(BridgePoint, data.get("bp"))
     if bp is None:
-        raise Unauthenticated("auth.bad_token", "Điểm cầu không còn tồn tại.")
+        raise Unauthenticated("auth.bad_token", _("Điểm cầu không còn tồn tại."))
     return bp
 
 

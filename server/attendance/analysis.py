@@ -2,9 +2,10 @@
 
 A snapshot is analysed after its row is committed (status "pending"). The hub keeps a
 queue of snapshot ids in each process and ANALYSIS_WORKERS workers (greenlets under
-gevent) that take one id at a time and hand the OpenCV part to `realtime.run_blocking`,
-a real OS thread: OpenCV releases the GIL, so Socket.IO keeps serving while a frame is
-decoded and searched for faces. Only `detect_in_thread` runs in that thread; it touches
+gevent) that take one id at a time and hand the OpenCV part to
+`realtime.run_in_background`, a real OS thread at the lowest CPU priority: OpenCV releases
+the GIL, so Socket.IO keeps serving while a frame is decoded and searched for faces, and
+on a busy machine the analysis gets only the CPU the event loop leaves idle. Only `detect_in_thread` runs in that thread; it touches
 no database and no Flask, only the file and the history bytes it is given.
 
 The queue is a convenience, not the record: the record is the snapshot rows with status
@@ -67,6 +68,11 @@ def detector_for(spec: DetectorSpec):
     """This thread's detector for `spec`, loaded once per thread."""
     cache = getattr(_local, "detectors", None)
     if cache is None:
+        import cv2
+
+        # one core per frame: the pool's workers are the parallelism, and OpenCV's own
+        # threads would not share the workers' low priority with the event loop's favour.
+        cv2.setNumThreads(1)
         cache = _local.detectors = {}
     if spec not in cache:
         from proctor import make_detector
@@ -207,6 +213,6 @@ def run(app: Flask) -> None:
 def run_detection(path: str, history: Optional[bytes], spec: DetectorSpec, **kwargs: Any) -> Verdict:
     """`detect_in_thread` in a real OS thread (gevent/eventlet), or right here (threading)."""
     started = time.perf_counter()
-    verdict = realtime.run_blocking(detect_in_thread, path, history, spec, **kwargs)
+    verdict = realtime.run_in_background(detect_in_thread, path, history, spec, **kwargs)
     log.debug("snapshot analysed in %.0f ms", (time.perf_counter() - started) * 1000)
     return verdict

@@ -28,7 +28,7 @@ from ..extensions import db, socketio
 from ..places.models import BridgePoint
 from ..review.models import SEVERITY, Flag
 from ..webcast.models import Lecture, LectureStatus, SiteStatus
-from . import analysis, flags
+from . import analysis, flags, queries
 from .models import CameraHistory, CheckIn, Snapshot
 
 log = logging.getLogger(__name__)
@@ -330,17 +330,20 @@ def _room_frames(snap: Snapshot) -> list[flags.Frame]:
             Snapshot.status == "analysed", Snapshot.id != snap.id, Snapshot.taken_at <= snap.taken_at,
         ).order_by(Snapshot.taken_at.desc(), Snapshot.id.desc()).limit(depth - 1)
     ).all()
-    return [_frame(s) for s in reversed(earlier)] + [_frame(snap)]
+    # a check-in a proctor confirmed invalid is nobody the camera should find
+    invalid = queries.invalid_user_ids(snap.lecture_id) if snap.lecture_id is not None else set()
+    return [_frame(s, invalid) for s in reversed(earlier)] + [_frame(snap, invalid)]
 
 
-def _frame(snap: Snapshot) -> flags.Frame:
+def _frame(snap: Snapshot, invalid: set[int] = frozenset()) -> flags.Frame:
     checked_in = 0
     if snap.lecture_id is not None:
-        checked_in = db.session.scalar(
-            sa.select(sa.func.count()).select_from(CheckIn).where(
-                CheckIn.lecture_id == snap.lecture_id, CheckIn.bridge_point_id == snap.bridge_point_id,
-                CheckIn.at <= snap.taken_at)
-        ) or 0
+        q = sa.select(sa.func.count()).select_from(CheckIn).where(
+            CheckIn.lecture_id == snap.lecture_id, CheckIn.bridge_point_id == snap.bridge_point_id,
+            CheckIn.at <= snap.taken_at)
+        if invalid:
+            q = q.where(CheckIn.user_id.not_in(sorted(invalid)))
+        checked_in = db.session.scalar(q) or 0
     return flags.Frame(headcount=snap.headcount or 0, checked_in=checked_in, health=snap.health or {})
 
 

@@ -176,6 +176,26 @@ def test_headcount_under_80_percent_of_check_ins_twice_running(hub, world):
     assert full.headcount == 3 and len(flags_of("headcount_low")) == 1
 
 
+def test_a_check_in_confirmed_invalid_does_not_count_against_the_camera(hub, world):
+    """Two faces for three check-ins is low, unless a proctor found one check-in false."""
+    from server.review.operations import mark_check_in_invalid
+
+    site = world.bridge_points[0]
+    lecture = live_lecture(world)
+    operator, proctor = world.staff["operator"], world.staff["proctor"]
+    rows = [CheckIn(lecture_id=lecture.id, user_id=p.id, bridge_point_id=site.id, method="operator",
+                    by_user_id=operator.id, at=now_utc() - timedelta(minutes=1))
+            for p in world.learners if p.bridge_point_id == site.id]
+    db.session.add_all(rows)
+    db.session.flush()
+    mark_check_in_invalid(rows[0], "Người khác quét mã hộ", proctor, now_utc())
+    db.session.commit()
+    client = kiosk(hub)
+    for name in ("fr_two_people.jpg", "fr_kit_with_rose.jpg"):
+        assert send(hub, client, photo(name)).headcount == 2
+    assert flags_of("headcount_low") == []  # 2 of the 2 valid check-ins are there
+
+
 def test_a_live_lectures_silent_camera_is_flagged_offline(hub, world):
     site = world.bridge_points[0]
     lecture = live_lecture(world)
