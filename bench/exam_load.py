@@ -55,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--burst-rate", type=float, default=1000.0, help="answers/s across all learners in the burst")
     p.add_argument("--burst-share", type=float, default=0.6, help="share of learners answering in the burst")
     p.add_argument("--submit-share", type=float, default=0.5, help="share of learners submitting in the burst")
+    p.add_argument("--submit-model", choices=["review", "to-end"], default="review",
+                   help="when early submitters press the button: after a 2-15 s review (realistic), or uniformly "
+                        "between their last answer and the end (the stress case: a fifth in the last second)")
     p.add_argument("--change-prob", type=float, default=0.1, help="chance an answer changes an earlier one")
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--connect-rate", type=float, default=500.0, help="new learners/s while connecting (at most)")
@@ -253,7 +256,7 @@ def run(args: argparse.Namespace) -> dict:
         run_params = {
             "rate": args.rate, "n_total": n_total, "burst_seconds": args.burst_seconds, "burst_share": args.burst_share,
             "burst_per_learner": burst_per_learner, "submit_share": args.submit_share, "change_prob": args.change_prob,
-            "tail_seconds": 1.0, "grace": args.grace, "close_timeout": 120.0, "start_timeout": 120.0,
+            "tail_seconds": 1.0, "submit_model": args.submit_model, "grace": args.grace, "close_timeout": 120.0, "start_timeout": 120.0,
             "hard_timeout": exam_s + args.grace + 300,
         }
         workers.send("run", run_params)

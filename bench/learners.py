@@ -412,7 +412,7 @@ class Worker:
                 await self.answer(L, 0.0)
                 last = t
         if rng.random() < p["submit_share"]:
-            t_sub = rng.uniform(min(last + 0.3, tail_end), tail_end)
+            t_sub = self._submit_time(rng, last, tail_end, p.get("submit_model", "to-end"), last > burst_start)
             await self._sleep_until(t_sub)
             t_wait = mono() + 10.0
             while (L.outstanding > 0 or L.unacked) and mono() < t_wait:
@@ -436,6 +436,23 @@ class Worker:
         except asyncio.TimeoutError:
             self.events["closed.timeout"] += 1
         L.done = True
+
+    @staticmethod
+    def _submit_time(rng: random.Random, last: float, end: float, model: str, answered_in_burst: bool) -> float:
+        """When a learner who submits early presses the button.
+
+        "to-end": any moment between the last answer and the end, uniformly. Summed over
+        the learners this density grows without bound at the end (a learner who answered
+        at end − 0.1 s submits within 0.1 s): a fifth of all submissions land in the last
+        second. Kept as the stress case.
+        "review": the learner reviews for 2-15 s (the page asks to confirm), then submits;
+        one whose review would run past the end hurries in the last 5 s instead. Learners
+        who had finished before the burst submit at any moment of it, in both models.
+        """
+        if model == "review" and answered_in_burst:
+            t = last + rng.uniform(2.0, 15.0)
+            return t if t <= end else rng.uniform(max(last, end - 5.0), end)
+        return rng.uniform(min(last + 0.3, end), end)
 
     async def run_exam(self, p: dict) -> dict:
         self.reset_samples()

@@ -27,7 +27,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.engine import Connection, Engine
 
 from ..core.timeutil import now_utc
-from ..extensions import socketio
+from ..extensions import db, socketio
 from . import grading
 from .models import Attempt, AttemptStatus, answer_refusal
 from .notify import result_payload
@@ -163,10 +163,12 @@ class AnswerWriter:
                     log.exception("answer batch of %d failed", len(batch))
                     for item in batch:
                         item.result = _error("server.retry", _RETRY)
+                finally:
+                    db.session.remove()  # a code loaded on a cache miss holds no connection
                 done = time.monotonic()
                 for item in batch:
                     item.done.set()
-                if len(self.waits) < 100_000:
+                if len(self.waits) < 20_000:
                     self.waits.extend(done - item.queued_at for item in batch)
                 self.batches += 1
                 self.items += len(batch)
@@ -176,8 +178,6 @@ class AnswerWriter:
 def _writer_engine(app: Flask) -> tuple[Engine, int]:
     """The writer's own connections (one per lane): request handlers waiting on row locks
     can empty the shared pool, and every learner's acks would wait with them."""
-    from ..extensions import db
-
     with app.app_context():
         url = db.engine.url
     if url.get_backend_name() == "postgresql":

@@ -89,6 +89,7 @@ class ExamNamespace(SafeNamespace):
         if data.get("confirm") is not True:
             raise BadInput("submit.not_confirmed", _("Cần xác nhận trước khi nộp bài."))
         joined = self._joined(require_int(data, "attempt_id"))
+        load_code(joined["code_id"])  # in this process's cache before the writer needs it
         item = Pending(SUBMIT, joined["attempt_id"], self.identity().user_id, joined["code_id"])
         # through the answer writer: the answers queued before it are in the score.
         ack = writer().save(item, timeout=30.0)

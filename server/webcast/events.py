@@ -55,9 +55,9 @@ class LiveNamespace(SafeNamespace):
         return True
 
     def on_disconnect(self, reason=None):
-        ident = self.session_get("ident")
-        if ident and ident["role"] == KIOSK:
-            health.disconnected(ident["bridge_point_id"])
+        ident: Identity | None = self.session_get("ident")
+        if ident is not None and ident.role == KIOSK:
+            health.disconnected(ident.bridge_point_id)
 
     # kiosks ---------------------------------------------------------------------------
     def on_kiosk_sync(self, data=None):
