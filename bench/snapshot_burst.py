@@ -148,6 +148,13 @@ def ack_windows(acks: list[tuple[float, float, str]], burst: dict[str, Any], bef
                 "max_ms": round(lat[-1] * 1000, 1)}
 
     out = {"before": stats(t0 - before_s, t0), "during": stats(t0, t0 + span), "after": stats(t0 + span, t0 + span + before_s)}
+    stored = burst.get("stored_wall")
+    if stored:  # where it moves: while the uploads are stored, or while they are analysed
+        out["storing"] = stats(t0, max(stored, t0 + 1.0))
+        out["analysing"] = stats(max(stored, t0 + 1.0), t0 + span)
+    out["per_second_p99_ms"] = [
+        [round(a - t0), stats(a, a + 1.0).get("p99_ms")] for a in (t0 + k for k in range(-5, int(span) + 6))
+    ]
     if out["before"].get("n") and out["during"].get("n"):
         out["p99_moved_ms"] = round(out["during"]["p99_ms"] - out["before"]["p99_ms"], 1)
     return out

@@ -8,9 +8,11 @@ thread-safe: make one per worker thread or process.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -221,6 +223,14 @@ class HaarDetector(FaceDetector):
 
 
 def _sha256(path: str | Path) -> str:
+    """The file's sha256, computed once per version of the file (every analysis thread
+    builds its own detector, and each would hash the model again)."""
+    st = os.stat(path)
+    return _sha256_of(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256_of(path: str, _mtime_ns: int, _size: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 16), b""):

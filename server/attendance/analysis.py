@@ -188,6 +188,13 @@ def run(app: Flask) -> None:
 
     with app.app_context():
         workers = int(snapshots.setting("ANALYSIS_WORKERS"))
+        spec = snapshots.detector_spec()
+    # now, not in the first snapshots' time: importing OpenCV and numpy blocks the loop
+    # (~0.5 s), and each analysis thread loads its own detector.
+    import proctor  # noqa: F401
+
+    for _ in range(workers):
+        socketio.start_background_task(_warm_up, spec)
     running = AnalysisPool(app, workers)
     app.extensions[EXTENSION_KEY] = running
     running.start()
@@ -208,6 +215,13 @@ def run(app: Flask) -> None:
                 db.session.remove()
         stale_after = STALE_PENDING_SECONDS
         socketio.sleep(TICK_SECONDS)
+
+
+def _warm_up(spec: DetectorSpec) -> None:
+    try:
+        realtime.run_in_background(detector_for, spec)
+    except Exception:  # a broken model shows on the first snapshot, with its own error
+        log.exception("analysis warm-up failed")
 
 
 def run_detection(path: str, history: Optional[bytes], spec: DetectorSpec, **kwargs: Any) -> Verdict:

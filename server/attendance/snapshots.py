@@ -21,6 +21,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from .. import realtime
 from ..core.errors import BadInput, Conflict, Forbidden
 from ..core.timeutil import as_utc, now_utc, to_ms
 from ..exam.models import Attempt
@@ -167,7 +168,15 @@ def store(data: bytes, kind: str, *, bridge_point_id: Optional[int] = None,
     else:
         snap.bridge_point_id = bridge_point_id
         snap.lecture_id = _live_lecture_id()
-    path = file_path(snap)
+    # in an OS thread: an fsync blocks the process, and 164 cameras uploading at once
+    # stalled every learner's acks for seconds (docs/benchmarks.md, snapshot burst).
+    realtime.run_blocking(_write_file, file_path(snap), data)
+    db.session.add(snap)
+    db.session.flush()
+    return snap
+
+
+def _write_file(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part")
     with open(tmp, "wb") as fh:
@@ -175,9 +184,6 @@ def store(data: bytes, kind: str, *, bridge_point_id: Optional[int] = None,
         fh.flush()
         os.fsync(fh.fileno())  # acknowledged means on disk, not in a page cache
     os.replace(tmp, path)
-    db.session.add(snap)
-    db.session.flush()
-    return snap
 
 
 def discard_file(snap: Snapshot) -> None:

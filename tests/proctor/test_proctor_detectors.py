@@ -160,3 +160,20 @@ def test_tiles_cover_the_picture(width, height, tiles):
         assert x >= 0 and y >= 0 and x + w <= width and y + h <= height
         covered[y : y + h, x : x + w] = True
     assert covered.all()
+
+
+def test_a_model_file_replaced_in_place_is_verified_again(tmp_path, model_path):
+    """The model's hash is remembered per version of the file, not per path."""
+    import os
+
+    path = tmp_path / "yunet.onnx"
+    good = model_path("yunet_s").read_bytes()
+    path.write_bytes(good)
+    assert verify_model(path)
+    bad = bytearray(good)
+    bad[-1] ^= 1
+    path.write_bytes(bytes(bad))
+    os.utime(path, ns=(1, 1))  # even with a clock too coarse to tell the two writes apart
+    assert not verify_model(path)
+    path.write_bytes(good)
+    assert verify_model(path)
