@@ -62,6 +62,10 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SNAPSHOT_MAX_BYTES": int(_env("SNAPSHOT_MAX_BYTES", 2 * 1024 * 1024)),
         "SNAPSHOT_RETENTION_DAYS": int(_env("SNAPSHOT_RETENTION_DAYS", 90)),
         "ANALYSIS_WORKERS": int(_env("ANALYSIS_WORKERS", 2)),
+        #: snapshot uploads handled at once per hub process; the others wait their turn up
+        #: to SNAPSHOT_UPLOAD_WAIT_SECONDS, then are refused with "server.busy".
+        "SNAPSHOT_UPLOAD_SLOTS": int(_env("SNAPSHOT_UPLOAD_SLOTS", 2)),
+        "SNAPSHOT_UPLOAD_WAIT_SECONDS": float(_env("SNAPSHOT_UPLOAD_WAIT_SECONDS", 20)),
         #: whether learners taking a test on their own device are watched by their webcam.
         "EXAM_WEBCAM_REQUIRED": _bool(_env("EXAM_WEBCAM_REQUIRED", "0")),
         "CHECKIN_TOKEN_SECONDS": int(_env("CHECKIN_TOKEN_SECONDS", 600)),

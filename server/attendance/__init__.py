@@ -10,6 +10,11 @@ def init_app(app: Flask) -> None:
     from .views import bp, camera_mount
 
     app.register_blueprint(bp)
+    from ..core.admission import Gate
+
+    # every bridge point's camera may upload at the same moment: a few at a time.
+    app.wsgi_app = Gate(app.wsgi_app, ("/api/snapshots",), app.config.get("SNAPSHOT_UPLOAD_SLOTS", 2),
+                        app.config.get("SNAPSHOT_UPLOAD_WAIT_SECONDS", 20.0))
     from .checkin_views import bp as checkin_bp
 
     app.register_blueprint(checkin_bp)

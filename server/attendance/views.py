@@ -18,7 +18,8 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from ..accounts.models import Role
-from ..core.errors import BadInput, Forbidden, NotFound, Unauthenticated
+from ..core.admission import BUSY
+from ..core.errors import BadInput, Busy, Forbidden, NotFound, Unauthenticated
 from ..core.permissions import covers
 from ..exam.models import Attempt
 from ..extensions import db
@@ -47,6 +48,8 @@ SELFIE_MESSAGES = {
 
 @bp.post("/api/snapshots")
 def upload():
+    if request.environ.get(BUSY):
+        raise Busy("server.busy", _("Máy chủ đang nhận nhiều ảnh cùng lúc; ảnh sẽ được gửi lại ở lần chụp sau."))
     limit = int(snapshots.setting("SNAPSHOT_MAX_BYTES"))
     if request.content_length is not None and request.content_length > limit + MULTIPART_OVERHEAD:
         raise snapshots.TooLarge("image.too_many_bytes", _("Tệp ảnh quá lớn: tối đa %(mb).1f MB.", mb=limit / 1048576))

@@ -52,6 +52,12 @@ class Unauthenticated(DomainError):
     default_message = _l("Bạn cần đăng nhập.")
 
 
+class Busy(DomainError):
+    code = "server.busy"
+    http_status = 503
+    default_message = _l("Máy chủ đang bận, vui lòng gửi lại sau ít giây.")
+
+
 class Conflict(DomainError):
     code = "conflict"
     http_status = 409

@@ -409,3 +409,34 @@ def test_offline_and_repeat_rules():
     assert flags.is_repeat([t0], t0 + timedelta(minutes=9)) and not flags.is_repeat([t0], t0 + timedelta(minutes=11))
     assert flags.report_kind("room", "camera_lost") == "camera_offline"
     assert flags.report_kind("webcam", "camera_lost") == "camera_lost" and flags.report_kind("room", "page_hidden") is None
+
+
+def test_uploads_beyond_the_gate_wait_their_turn_then_are_refused_busy(hub, world):
+    """164 cameras at once: a few uploads run at a time; one that waited too long is told
+    "server.busy" and nothing of it is stored; the next one, with a slot free, is taken."""
+    from server.core.admission import Gate
+
+    gate = hub.wsgi_app
+    assert isinstance(gate, Gate) and gate.paths == {"/api/snapshots"}
+    room = kiosk(hub)
+    good = photo("fr_obama.jpg")
+    held = [gate.slots.acquire(timeout=1) for _ in range(hub.config["SNAPSHOT_UPLOAD_SLOTS"])]
+    assert all(held) and not gate.slots.acquire(timeout=0)  # every slot taken
+    gate.wait_s = 0.1
+    try:
+        t0 = time.monotonic()
+        r = post(room, good)
+        assert time.monotonic() - t0 >= 0.1  # it waited its turn first
+        assert r.status_code == 503 and r.json["error"]["code"] == "server.busy" and r.json["error"]["message"]
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Snapshot)) == 0
+        assert [p for p in snapshot_files(hub) if p.is_file()] == []
+        assert room.get("/kiosk").status_code != 503  # other pages do not queue at the gate
+    finally:
+        for _ in held:
+            gate.slots.release()
+    r = post(room, good)
+    assert r.status_code == 200 and r.json["ok"], r.text
+    # a slot is given back after each upload, refused or taken
+    assert all(gate.slots.acquire(timeout=0) for _ in held)
+    for _ in held:
+        gate.slots.release()
