@@ -46,6 +46,10 @@ SETTINGS: dict[str, float] = {
     "SNAPSHOT_RETENTION_DAYS": 90,
     #: analyses running at once in each hub process.
     "ANALYSIS_WORKERS": 2,
+    #: the longest side of the picture the face detector sees. 640 counts a room of 60
+    #: whose faces are ~20 px wide there, at 30 snapshots/s per core; a wide hall whose
+    #: faces are ~10 px needs 1280 (and 1280-px snapshots), at ~8/s (docs/benchmarks.md).
+    "ANALYSIS_INPUT_SIZE": 640,
     #: a learner's webcam takes a snapshot at a random moment between these two delays.
     "WEBCAM_SNAPSHOT_MIN_SECONDS": 120,
     "WEBCAM_SNAPSHOT_MAX_SECONDS": 360,
@@ -93,7 +97,12 @@ def model_path() -> str:
 
 
 def detector_spec() -> analysis.DetectorSpec:
-    return analysis.DetectorSpec(model_path())
+    size = int(setting("ANALYSIS_INPUT_SIZE"))
+    if not 160 <= size <= 4096:
+        default = int(SETTINGS["ANALYSIS_INPUT_SIZE"])
+        log.error("ANALYSIS_INPUT_SIZE=%s is not between 160 and 4096 pixels; using %d", size, default)
+        size = default
+    return analysis.DetectorSpec(model_path(), size)
 
 
 def snapshots_root() -> Path:

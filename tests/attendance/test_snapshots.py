@@ -440,3 +440,17 @@ def test_uploads_beyond_the_gate_wait_their_turn_then_are_refused_busy(hub, worl
     assert all(gate.slots.acquire(timeout=0) for _ in held)
     for _ in held:
         gate.slots.release()
+
+
+def test_the_detector_sees_the_configured_size_and_a_wrong_size_falls_back(hub, world, caplog):
+    from server.attendance.analysis import detector_for
+
+    with hub.app_context():
+        assert snapshots.detector_spec().input_size == 640
+        hub.config["ANALYSIS_INPUT_SIZE"] = 1280
+        spec = snapshots.detector_spec()
+        assert spec.input_size == 1280 and detector_for(spec).input_size == 1280
+        hub.config["ANALYSIS_INPUT_SIZE"] = 20
+        with caplog.at_level("ERROR", logger=snapshots.log.name):
+            assert snapshots.detector_spec().input_size == 640
+        assert "ANALYSIS_INPUT_SIZE=20" in caplog.text
