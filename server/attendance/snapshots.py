@@ -8,6 +8,7 @@ written by compare-and-set so two hub processes never interleave one camera's fr
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -97,12 +98,17 @@ def model_path() -> str:
 
 
 def detector_spec() -> analysis.DetectorSpec:
-    size = int(setting("ANALYSIS_INPUT_SIZE"))
-    if not 160 <= size <= 4096:
-        default = int(SETTINGS["ANALYSIS_INPUT_SIZE"])
-        log.error("ANALYSIS_INPUT_SIZE=%s is not between 160 and 4096 pixels; using %d", size, default)
-        size = default
-    return analysis.DetectorSpec(model_path(), size)
+    return analysis.DetectorSpec(model_path(), _input_size(int(setting("ANALYSIS_INPUT_SIZE"))))
+
+
+@functools.lru_cache(maxsize=8)
+def _input_size(size: int) -> int:
+    """The configured size if it is sane; otherwise the default, said once in the log (not per snapshot)."""
+    if 160 <= size <= 4096:
+        return size
+    default = int(SETTINGS["ANALYSIS_INPUT_SIZE"])
+    log.error("ANALYSIS_INPUT_SIZE=%s is not between 160 and 4096 pixels; using %d", size, default)
+    return default
 
 
 def snapshots_root() -> Path:

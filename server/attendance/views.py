@@ -49,7 +49,7 @@ SELFIE_MESSAGES = {
 @bp.post("/api/snapshots")
 def upload():
     if request.environ.get(BUSY):
-        raise Busy("server.busy", _("Máy chủ đang nhận nhiều ảnh cùng lúc; ảnh sẽ được gửi lại ở lần chụp sau."))
+        raise Busy(message=_("Máy chủ đang nhận nhiều ảnh cùng lúc; ảnh sẽ được gửi lại ở lần chụp sau."))
     limit = int(snapshots.setting("SNAPSHOT_MAX_BYTES"))
     if request.content_length is not None and request.content_length > limit + MULTIPART_OVERHEAD:
         raise snapshots.TooLarge("image.too_many_bytes", _("Tệp ảnh quá lớn: tối đa %(mb).1f MB.", mb=limit / 1048576))
