@@ -76,8 +76,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--py-spy-rate", type=int, default=50, help="py-spy samples per second")
     p.add_argument("--snapshots-at", type=float, default=0.0,
                    help="S seconds after the open, every bridge point's kiosk uploads one room snapshot at once (0: off)")
-    p.add_argument("--snapshot-sites", type=int, default=164)
+    p.add_argument("--snapshot-sites", type=int, default=164,
+                   help="0: the control, nothing is sent and the windows are placed as in a burst (the p99's own swing)")
     p.add_argument("--snapshot-size", default="640x480", help="WxH of the room snapshots")
+    p.add_argument("--camera-process", action="store_true",
+                   help="camera work in a hub process of its own: the exam's hub runs ANALYSIS_WORKERS=0, the kiosks "
+                        "upload to a second hub process (Redis between them), as a reverse proxy would route them")
+    p.add_argument("--snapshot-sender-nice", type=int, default=19,
+                   help="niceness of the threads that play the 164 cameras (19: they take only idle CPU; 0: as before 2026-12-04)")
+    p.add_argument("--camera-nice", type=int, default=10, help="PROCESS_NICE of the camera process")
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     p.add_argument("--hub-launcher", default=None, help="run this script instead of `python -m server` (bench/hub_debug.py)")
     p.add_argument("--keep-log", default=None, help="copy the hub log here")
     p.add_argument("--json", default=None, help="write all figures (and raw summaries) here")
@@ -172,7 +180,7 @@ def run(args: argparse.Namespace) -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         "args": vars(args), "machine": {"cores": psutil.cpu_count(), "ram_gb": round(psutil.virtual_memory().total / 2**30, 1)},
     }
-    hub = workers = sampler = spy = pga = None
+    hub = camera = workers = sampler = spy = pga = None
     t_phase: dict[str, float] = {}
     try:
         # 1. database ------------------------------------------------------------
@@ -185,6 +193,8 @@ def run(args: argparse.Namespace) -> dict:
         model = ROOT.parent / "shared" / "models" / "yunet_s_640_640.onnx"
         if args.snapshots_at > 0 and model.is_file():
             extra.setdefault("DIEMCAU_FACE_MODEL", str(model))  # YuNet, as in production
+        if args.camera_process:
+            extra.update(REDIS_URL=args.redis_url, DIEMCAU_ANALYSIS_WORKERS="0")
         env = hub_env(db, args.mode, instance, extra)
         tokens = prepare(db, env, args.learners, args.duration_minutes, tmp / "tokens.txt")
         res["prepare_s"] = round(mono() - t, 1)
@@ -196,11 +206,18 @@ def run(args: argparse.Namespace) -> dict:
         org = Organizer(hub.url)
         org.login()
         snap_burst = None
+        if args.camera_process:
+            camera_env = dict(env, DIEMCAU_ANALYSIS_WORKERS="2",
+                              DIEMCAU_PROCESS_NICE=str(args.camera_nice))
+            camera = Hub(camera_env, free_port(), tmp / "camera.log").start()
+            log(f"camera process pid {camera.pid} on {camera.url}, nice {args.camera_nice}")
         if args.snapshots_at > 0:
             from snapshot_burst import SnapshotBurst
 
             w, h = (int(x) for x in args.snapshot_size.lower().split("x"))
-            snap_burst = SnapshotBurst(hub.url, db, args.snapshot_sites, (w, h))
+            snap_burst = SnapshotBurst(hub.url, db, args.snapshot_sites, (w, h),
+                                       upload_base=camera.url if camera is not None else None,
+                                       sender_nice=args.snapshot_sender_nice)
             log(f"{len(snap_burst.kiosks)} kiosks signed in; snapshots of {w}x{h} at open + {args.snapshots_at:.0f}s")
         sampler = Sampler(hub.pid)
         sampler.start()
@@ -340,6 +357,10 @@ def run(args: argparse.Namespace) -> dict:
         res["integrity"] = check_integrity(db, runs)
         log(f"integrity: {res['integrity']}")
         res["hub_log"] = hub.log_problems()
+        if camera is not None:
+            res["camera_log"] = camera.log_problems()
+            cpu = psutil.Process(camera.pid).cpu_times()
+            res["camera_process"] = {"pid": camera.pid, "nice": args.camera_nice, "cpu_s": round(cpu.user + cpu.system, 1)}
         pga.stop()
         res["pg_activity"] = {
             "steady": pg_window(pga, t_open_wall + 5, burst_start),
@@ -364,6 +385,10 @@ def run(args: argparse.Namespace) -> dict:
             workers.stop()
         if sampler is not None:
             sampler.stop()
+        if camera is not None:
+            camera.stop()
+            if args.keep_log:
+                shutil.copy(camera.log_path, str(args.keep_log) + ".camera.log")
         if hub is not None:
             hub.stop()
             if args.keep_log:
@@ -497,6 +522,7 @@ def summarize_run(runs: list[dict], t_open: float, t_open_wall: float, burst_sta
             "errors": dict(errors), "sent": sum(r["sent"] for r in runs), "acked_ok": len(acks),
             "lost_to_disconnect": sum(r["lost_acks"] for r in runs), "unacked_at_end": sum(r["unacked"] for r in runs),
             "timeline_burst": per_second(acks, burst_start, deadline),
+            "timeline_steady": per_second([a for a in acks if a[2] == "s"], steady_t0, burst_start),
         },
         "submit": {"n": len(submits), "latency": lat_stats(submits), "errors": dict(sub_err),
                    "timeline": per_second([(t, lat, "") for r in runs for t, lat in r["submits"]], burst_start, deadline)},

@@ -61,7 +61,12 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SNAPSHOT_INTERVAL_SECONDS": float(_env("SNAPSHOT_INTERVAL_SECONDS", 30)),
         "SNAPSHOT_MAX_BYTES": int(_env("SNAPSHOT_MAX_BYTES", 2 * 1024 * 1024)),
         "SNAPSHOT_RETENTION_DAYS": int(_env("SNAPSHOT_RETENTION_DAYS", 90)),
+        #: analyses at once in this hub process; 0: none here (a camera process does them,
+        #: with the offline-camera checks; README, "Camera work in a process of its own").
         "ANALYSIS_WORKERS": int(_env("ANALYSIS_WORKERS", 2)),
+        #: lower this hub process's CPU priority by this much when it serves (0-19): a
+        #: camera process at 10 takes only the CPU the exam's processes leave idle.
+        "PROCESS_NICE": int(_env("PROCESS_NICE", 0)),
         #: snapshot uploads handled at once per hub process; the others wait their turn up
         #: to SNAPSHOT_UPLOAD_WAIT_SECONDS, then are refused with "server.busy".
         "SNAPSHOT_UPLOAD_SLOTS": int(_env("SNAPSHOT_UPLOAD_SLOTS", 2)),

@@ -104,6 +104,15 @@ def raise_fd_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def lower_priority(by: int) -> int:
+    """Lower this process's CPU priority (PROCESS_NICE, 0-19); the new niceness.
+
+    Only ever lowered: raising it needs privileges a hub does not have. Threads started
+    afterwards inherit it (the analysis threads then go down to 19 from there)."""
+    by = max(0, min(19, by))
+    return os.nice(by) if by else os.nice(0)
+
+
 def on_serve(app: Any, task: Callable[[Any], None]) -> None:
     """Register a background task (a ticker) that the hub starts when it serves.
 
@@ -127,6 +136,7 @@ def begin_serving(app: Any) -> None:
         return
     app.extensions["diemcau_serving"] = True
     raise_fd_limit()
+    lower_priority(int(app.config.get("PROCESS_NICE") or 0))
     collector_policy(app)
     start_background(app)
 

@@ -9,10 +9,16 @@ on a busy machine the analysis gets only the CPU the event loop leaves idle. Onl
 no database and no Flask, only the file and the history bytes it is given.
 
 The queue is a convenience, not the record: the record is the snapshot rows with status
-"pending". On start, and every minute after, the pool re-queues pending snapshots that
-nobody finished (a hub restart, a crash, another process that died), so an acknowledged
-snapshot is always analysed in the end. Finishing is a conditional update, so a snapshot
-queued twice (by two processes) is written once.
+"pending". On start, and every tick after, the pool re-queues pending snapshots that
+nobody finished within STALE_PENDING_SECONDS (a hub restart, a crash, another process
+that died), so an acknowledged snapshot is always analysed in the end. Finishing is a
+conditional update, so a snapshot queued twice (by two processes) is written once.
+
+Camera work can live in a process of its own: a hub process with ANALYSIS_WORKERS = 0
+analyses nothing and checks no cameras, and a reverse proxy sends the cameras' uploads to
+another hub process (same database, same Redis, lower CPU priority with PROCESS_NICE),
+which stores, analyses and pushes to the proctors through Redis. The exam's process then
+never spends a moment on a camera (README, "Camera work in a process of its own").
 """
 from __future__ import annotations
 
@@ -189,6 +195,11 @@ def run(app: Flask) -> None:
     with app.app_context():
         workers = int(snapshots.setting("ANALYSIS_WORKERS"))
         spec = snapshots.detector_spec()
+    if workers <= 0:
+        # a hub process for the exam and the lectures only: the snapshots it is sent wait
+        # in the table, where a camera process's ticker finds them (module docstring).
+        log.info("ANALYSIS_WORKERS=%s: this process analyses no snapshots and checks no cameras", workers)
+        return
     # now, not in the first snapshots' time: importing OpenCV and numpy blocks the loop
     # (~0.5 s), and each analysis thread loads its own detector.
     import proctor  # noqa: F401
