@@ -219,6 +219,30 @@ def _gc_steward(app: Any) -> None:
                      found, (time.perf_counter() - t0) * 1000, rate)
 
 
+def mode_in_use() -> str:
+    """The async library this process was patched for, or "threading" (tests, CLI)."""
+    return _patched or "threading"
+
+
+def raw_fd_ops() -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
+    """The unpatched `os.read`, `os.write` and `select.select`, for blocking pipe I/O in a
+    real OS thread (`run_blocking`): the patched ones would wait on the event loop."""
+    import select
+
+    chosen = _patched or "threading"
+    if chosen == "gevent":
+        from gevent import monkey
+
+        return (monkey.get_original("os", "read"), monkey.get_original("os", "write"),
+                monkey.get_original("select", "select"))
+    if chosen == "eventlet":
+        from eventlet import patcher
+
+        raw_os, raw_select = patcher.original("os"), patcher.original("select")
+        return raw_os.read, raw_os.write, raw_select.select
+    return os.read, os.write, select.select
+
+
 def run_blocking(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run CPU-bound or blocking C code in a real OS thread so the loop keeps serving."""
     chosen = _patched or "threading"

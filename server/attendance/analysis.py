@@ -26,7 +26,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Optional
 
 from flask import Flask
@@ -45,8 +44,16 @@ STALE_PENDING_SECONDS = 120.0
 QUEUE_MAX = 10_000
 #: a snapshot whose analysis crashed this many times in a process is marked failed.
 MAX_CRASHES = 3
+#: an analysis process that has not answered in this long is killed (the snapshot is retried).
+CALL_TIMEOUT_S = 60.0
+#: where the analyses run (ANALYSIS_ISOLATION): "process", worker processes of their own
+#: (default), or "thread", OS threads of the hub process (they share its GIL: at the
+#: lowest priority on a busy machine they stalled the event loop for 2.4 s, docs/benchmarks.md).
+ISOLATIONS = ("process", "thread")
 
 _local = threading.local()
+#: this serving process's analysis processes (None: threads, or not serving)
+_processes: Optional["WorkerProcesses"] = None
 
 
 # the OpenCV side: runs in a worker OS thread ------------------------------------------------
@@ -70,55 +77,71 @@ class Verdict:
     error: Optional[str] = None
 
 
+def _detectors():
+    """This thread's detectors (`proctor.worker.Detectors`), made on first use."""
+    made = getattr(_local, "detectors", None)
+    if made is None:
+        from proctor.worker import Detectors
+
+        made = _local.detectors = Detectors()
+    return made
+
+
 def detector_for(spec: DetectorSpec):
     """This thread's detector for `spec`, loaded once per thread."""
-    cache = getattr(_local, "detectors", None)
-    if cache is None:
-        import cv2
-
-        # one core per frame: the pool's workers are the parallelism, and OpenCV's own
-        # threads would not share the workers' low priority with the event loop's favour.
-        cv2.setNumThreads(1)
-        cache = _local.detectors = {}
-    if spec not in cache:
-        from proctor import make_detector
-
-        cache[spec] = make_detector(spec.model_path, input_size=spec.input_size)
-    return cache[spec]
+    return _detectors().get(spec.model_path, spec.input_size)
 
 
 def detect_in_thread(path: str, history: Optional[bytes], spec: DetectorSpec, *, now: float,
                      selfie: bool = False, max_pixels: Optional[int] = None) -> Verdict:
-    """Decode, count faces and check the camera against its history. Never raises.
+    """Decode, count faces and check the camera against its history, in this thread.
+    Never raises: bad data gives a Verdict with `error_code` (`proctor.worker.analyse_file`)."""
+    from proctor.worker import analyse_file
 
-    Bad data (not an image, truncated, corrupt, missing file, a malformed history) gives a
-    Verdict with `error_code`; the caller marks the snapshot failed and goes on.
-    """
-    from proctor import MAX_PIXELS, ImageError, SiteHistory, analyse, one_face_check
+    answer = analyse_file(path, history, spec.model_path, spec.input_size, now=now, selfie=selfie,
+                          max_pixels=max_pixels, detectors=_detectors())
+    if answer["error_code"] == "analysis_failed":
+        log.error("snapshot analysis failed on %s: %s", path, answer["error"])
+    return Verdict(**answer)
 
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        return Verdict(error_code="file_missing", error=str(exc)[:200])
-    past = None
-    if history:
+
+class WorkerProcesses:
+    """ANALYSIS_WORKERS analysis processes (`python -m proctor.worker`, nice 19), lent out
+    one at a time. A process that dies or hangs is killed, the snapshot stays pending for
+    the pool's retry, and the next request starts a fresh process."""
+
+    def __init__(self, n: int):
+        from proctor.worker import WorkerProcess
+
+        self.free = socketio.server.eio.create_queue()
+        for _ in range(max(1, n)):
+            self.free.put(WorkerProcess(fd_ops=realtime.raw_fd_ops()))
+
+    def warm(self, spec: DetectorSpec) -> None:
+        """Start one process and load its detector, now rather than in the first snapshot's time."""
+        self._call({"warm": True, "model_path": spec.model_path, "input_size": spec.input_size})
+
+    def analyse(self, path: str, history: Optional[bytes], spec: DetectorSpec, *, now: float,
+                selfie: bool = False, max_pixels: Optional[int] = None) -> Verdict:
+        answer = self._call({"path": path, "history": history, "model_path": spec.model_path,
+                             "input_size": spec.input_size, "now": now, "selfie": selfie, "max_pixels": max_pixels})
+        if answer["error_code"] == "analysis_failed":
+            log.error("snapshot analysis failed on %s: %s", path, answer["error"])
+        return Verdict(**answer)
+
+    def _call(self, request: dict[str, Any]) -> dict[str, Any]:
+        from proctor.worker import WorkerGone
+
+        worker = self.free.get()
         try:
-            past = SiteHistory.from_bytes(history)
-        except ValueError:
-            past = None  # a damaged history: start again rather than fail every frame
-    try:
-        detector = detector_for(spec)
-        result = analyse(data, detector, past, now=now, max_pixels=max_pixels or MAX_PIXELS)
-        check = one_face_check(data, detector, max_pixels=max_pixels or MAX_PIXELS) if selfie else None
-    except ImageError as exc:
-        return Verdict(error_code=exc.code, error=exc.message[:200])
-    except Exception as exc:  # noqa: BLE001 - hostile bytes must not take the worker down
-        log.exception("snapshot analysis failed on %s", path)
-        return Verdict(error_code="analysis_failed", error=f"{type(exc).__name__}: {exc}"[:200])
-    summary = result.to_dict()
-    summary.update(frozen_streak=result.history.frozen_streak, moved_streak=result.history.moved_streak,
-                   still_streak=result.history.still_streak)
-    return Verdict(analysis=summary, history=result.history.to_bytes(), selfie=check)
+            if not worker.running:
+                worker.start()
+            return realtime.run_blocking(worker.call, request, CALL_TIMEOUT_S)
+        except WorkerGone:
+            worker.stop()
+            raise
+        finally:
+            self.free.put(worker)
 
 
 # the hub side: a queue and workers per process ------------------------------------------------
@@ -201,9 +224,16 @@ def run(app: Flask) -> None:
         log.info("ANALYSIS_WORKERS=%s: this process analyses no snapshots and checks no cameras", workers)
         return
     # now, not in the first snapshots' time: importing OpenCV and numpy blocks the loop
-    # (~0.5 s), and each analysis thread loads its own detector.
+    # (~0.5 s), and each analysis thread or process loads its own detector.
     import proctor  # noqa: F401
 
+    global _processes
+    isolation = str(app.config.get("ANALYSIS_ISOLATION") or "process")
+    if isolation not in ISOLATIONS:
+        log.error("ANALYSIS_ISOLATION=%r is not one of %s; using process", isolation, ISOLATIONS)
+        isolation = "process"
+    if isolation == "process" and realtime.mode_in_use() != "threading":
+        _processes = WorkerProcesses(workers)
     for _ in range(workers):
         socketio.start_background_task(_warm_up, spec)
     running = AnalysisPool(app, workers)
@@ -230,14 +260,21 @@ def run(app: Flask) -> None:
 
 def _warm_up(spec: DetectorSpec) -> None:
     try:
-        realtime.run_in_background(detector_for, spec)
+        if _processes is not None:
+            _processes.warm(spec)
+        else:
+            realtime.run_in_background(detector_for, spec)
     except Exception:  # a broken model shows on the first snapshot, with its own error
         log.exception("analysis warm-up failed")
 
 
 def run_detection(path: str, history: Optional[bytes], spec: DetectorSpec, **kwargs: Any) -> Verdict:
-    """`detect_in_thread` in a real OS thread (gevent/eventlet), or right here (threading)."""
+    """The analysis in one of this process's worker processes; or `detect_in_thread` in a
+    low-priority OS thread (ANALYSIS_ISOLATION=thread), or right here (threading mode)."""
     started = time.perf_counter()
-    verdict = realtime.run_in_background(detect_in_thread, path, history, spec, **kwargs)
+    if _processes is not None:
+        verdict = _processes.analyse(path, history, spec, **kwargs)
+    else:
+        verdict = realtime.run_in_background(detect_in_thread, path, history, spec, **kwargs)
     log.debug("snapshot analysed in %.0f ms", (time.perf_counter() - started) * 1000)
     return verdict

@@ -4,7 +4,7 @@ The exam's hub process runs with ANALYSIS_WORKERS=0; a second hub process at a l
 priority (PROCESS_NICE) is where a reverse proxy sends the cameras' uploads. The kiosk
 signs in on the exam's process (the session cookie is the same for both: one SECRET_KEY),
 uploads to the camera process, and the proctor, connected to the exam's process, hears
-`snapshot.analysed` through Redis. A snapshot that reaches the exam's process anyway
+`snapshot.analysed` through Redis; the analyses run in worker processes at nice 19. A snapshot that reaches the exam's process anyway
 waits in the table and is analysed by the camera process.
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import re
 import time
 
+import pytest
 import requests
 import sqlalchemy as sa
 
@@ -52,7 +53,17 @@ def status_of(snapshot_id: int) -> str:
     return status
 
 
-def test_a_camera_process_does_the_cameras_work_and_the_exam_process_none(pg_url, redis_url, tmp_path, hub_factory):
+def analysis_children(pid: int) -> list[tuple[int, int]]:
+    """(pid, niceness) of the `proctor.worker` processes a hub process started."""
+    import psutil
+
+    return [(c.pid, os.getpriority(os.PRIO_PROCESS, c.pid)) for c in psutil.Process(pid).children()
+            if "proctor.worker" in " ".join(c.cmdline())]
+
+
+@pytest.mark.parametrize("mode", ["gevent", "eventlet"])
+def test_a_camera_process_does_the_cameras_work_and_the_exam_process_none(mode, pg_url, redis_url, tmp_path,
+                                                                         hub_factory):
     need(MODEL.is_file(), f"{MODEL} is missing")
     need((FACES / "dlib_2008_001322.jpg").is_file(), f"{FACES} is missing")
     migrate(pg_url, tmp_path)
@@ -64,7 +75,8 @@ def test_a_camera_process_does_the_cameras_work_and_the_exam_process_none(pg_url
         proctor_token = socket_token_for(app, world.staff["proctor"].id)
         db.session.rollback()
 
-        exam_hub = hub_factory(pg_url, REDIS_URL=redis_url, DIEMCAU_FACE_MODEL=str(MODEL), DIEMCAU_ANALYSIS_WORKERS=0)
+        exam_hub = hub_factory(pg_url, mode, REDIS_URL=redis_url, DIEMCAU_FACE_MODEL=str(MODEL),
+                               DIEMCAU_ANALYSIS_WORKERS=0)
         proctor = ProctorSocket(exam_hub.url, proctor_token)
         kiosk, csrf = kiosk_session(exam_hub.url, code)
         three = (FACES / "dlib_2008_001322.jpg").read_bytes()  # three faces
@@ -76,7 +88,8 @@ def test_a_camera_process_does_the_cameras_work_and_the_exam_process_none(pg_url
         assert status_of(waiting) == "pending"
         assert "ANALYSIS_WORKERS=0" in exam_hub.log()
 
-        camera_hub = hub_factory(pg_url, REDIS_URL=redis_url, DIEMCAU_FACE_MODEL=str(MODEL), DIEMCAU_PROCESS_NICE=10)
+        camera_hub = hub_factory(pg_url, mode, REDIS_URL=redis_url, DIEMCAU_FACE_MODEL=str(MODEL),
+                                 DIEMCAU_PROCESS_NICE=10)
         # the camera process finds it at its start, and the proctor on the other process hears it
         first = proctor.wait_for("snapshot.analysed", lambda d: d["id"] == waiting)
         assert first["bridge_point_id"] == site_id and first["headcount"] == 3
@@ -86,8 +99,12 @@ def test_a_camera_process_does_the_cameras_work_and_the_exam_process_none(pg_url
         second = proctor.wait_for("snapshot.analysed", lambda d: d["id"] == sent)
         assert second["headcount"] == 1 and status_of(sent) == "analysed"
 
-        # the camera process runs below the exam's in CPU priority; the exam's is untouched
+        # the camera process runs below the exam's in CPU priority, its analyses in processes
+        # of their own at the lowest; the exam's process is untouched and analyses nothing
         mine = os.getpriority(os.PRIO_PROCESS, 0)
+        workers = analysis_children(camera_hub.proc.pid)
+        assert len(workers) == 2 and {nice for _, nice in workers} == {19}
+        assert analysis_children(exam_hub.proc.pid) == []
         assert os.getpriority(os.PRIO_PROCESS, camera_hub.proc.pid) == min(19, mine + 10)
         assert os.getpriority(os.PRIO_PROCESS, exam_hub.proc.pid) == mine
 
