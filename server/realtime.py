@@ -32,6 +32,12 @@ def patch() -> str:
         return _patched
     chosen = mode()
     if chosen == "gevent":
+        import gevent
+
+        # every socket event runs in a greenlet of its own; recording who spawned it
+        # (and that one's stack) costs each spawn and is read by nothing here.
+        if "GEVENT_TRACK_GREENLET_TREE" not in os.environ:
+            gevent.config.track_greenlet_tree = False
         from gevent import monkey
 
         monkey.patch_all()
@@ -231,6 +237,12 @@ def raw_fd_ops() -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., 
 
     chosen = _patched or "threading"
     if chosen == "gevent":
+        import gevent
+
+        # every socket event runs in a greenlet of its own; recording who spawned it
+        # (and that one's stack) costs each spawn and is read by nothing here.
+        if "GEVENT_TRACK_GREENLET_TREE" not in os.environ:
+            gevent.config.track_greenlet_tree = False
         from gevent import monkey
 
         return (monkey.get_original("os", "read"), monkey.get_original("os", "write"),

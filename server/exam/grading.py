@@ -100,7 +100,10 @@ def submit_statement(n_questions: int, bands: Sequence[Sequence]) -> Any:
         a = Answer.__table__.c
         correct = (sa.select(sa.func.count()).where(a.attempt_id == _t.id, a.is_correct.is_(True))
                    .scalar_subquery())
-        counts = sa.select(_t.id.label("aid"), correct.label("n")).where(_t.id.in_(_IDS)).subquery("counted")
+        # MATERIALIZED: PostgreSQL would otherwise pull the derived table up into the
+        # UPDATE and run the count once per use of n (six times).
+        counts = (sa.select(_t.id.label("aid"), correct.label("n")).where(_t.id.in_(_IDS))
+                  .cte("counted").prefix_with("MATERIALIZED", dialect="postgresql"))
         centi = _centi(counts.c.n, n_questions)
         now = sa.bindparam("now", type_=sa.DateTime(timezone=True))
         stmt = (
