@@ -5,7 +5,6 @@
         writer_idle_exits=<Δ> queue_max=<largest send queue> answer_queue=<writer backlog>
 
   [gc] gen=<g> ms=<pause> cpu_ms=<its CPU time> collected=<n> counts=<gc.get_count()>   (every collection over 20 ms)
-  [gctypes] what the young generations hold, by type (HUB_DEBUG_GC_TYPES=<every n-th pass>)
   [stall] late=<ms> and the loop's stack, when it has not run for 150 ms (HUB_DEBUG_STALLS=1)
   [lag] max=<ms> p99=<ms> over the last 5 s of a 50 ms sleep loop   (how late the loop ran)
 
@@ -80,35 +79,14 @@ def instrument() -> None:
 start_sends: list = []
 
 
-_gc_t0 = [0.0, 0.0, 0]
-#: HUB_DEBUG_GC_TYPES=<n>: at every n-th collection of generation 1 or 2, what the
-#: young generations hold (the objects that pass will walk), by type.
-_GC_TYPES_EVERY = int(os.environ.get("HUB_DEBUG_GC_TYPES", "0") or 0)
+_gc_t0 = [0.0, 0.0]
 
-
-def _young_types(generation: int) -> None:
-    import gc
-
-    objs = [o for g in range(generation + 1) for o in gc.get_objects(generation=g)]
-    kinds = collections.Counter(type(o).__qualname__ for o in objs)
-    # a container's traversal visits each item: the big ones cost the pass most.
-    sizes = collections.Counter()
-    for o in objs:
-        if isinstance(o, (list, dict, set, tuple)):
-            sizes[type(o).__qualname__] += len(o)
-    del objs
-    print(f"[gctypes] t={time.time() - T0:.1f} gen={generation} total={sum(kinds.values())} "
-          f"top={kinds.most_common(12)} items_in_containers={dict(sizes)}", flush=True)
 
 
 def _gc_probe(phase, info) -> None:
     import gc
 
     if phase == "start":
-        if _GC_TYPES_EVERY and info["generation"] >= 1:
-            _gc_t0[2] += 1
-            if _gc_t0[2] % _GC_TYPES_EVERY == 0:
-                _young_types(info["generation"])
         _gc_t0[0] = time.perf_counter()
         _gc_t0[1] = time.thread_time()
         return
