@@ -3,6 +3,7 @@
 
   [eio] t=<s since start> sockets=<n> pings_sent=<Δ> pongs=<Δ> closes={reason: Δ}
         writer_idle_exits=<Δ> queue_max=<largest send queue> answer_queue=<writer backlog>
+        gc_total={n<gen>: passes, ms<gen>: their CPU ms, since start}
 
   [gc] gen=<g> ms=<pause> cpu_ms=<its CPU time> collected=<n> counts=<gc.get_count()>   (every collection over 20 ms)
   [stall] late=<ms> and the loop's stack, when it has not run for 150 ms (HUB_DEBUG_STALLS=1)
@@ -80,7 +81,8 @@ start_sends: list = []
 
 
 _gc_t0 = [0.0, 0.0]
-
+#: every pass, whatever its length: count and CPU seconds by generation (the [eio] line).
+gc_totals = collections.Counter()
 
 
 def _gc_probe(phase, info) -> None:
@@ -91,10 +93,12 @@ def _gc_probe(phase, info) -> None:
         _gc_t0[1] = time.thread_time()
         return
     ms = (time.perf_counter() - _gc_t0[0]) * 1000
+    # cpu_ms: the pass's own CPU time; on a busy machine the wall time also holds the
+    # time the kernel gave the core to another process.
+    cpu_ms = (time.thread_time() - _gc_t0[1]) * 1000
+    gc_totals[f"n{info['generation']}"] += 1
+    gc_totals[f"ms{info['generation']}"] += cpu_ms
     if ms >= 20:
-        # cpu_ms: the pass's own CPU time; on a busy machine the wall time also holds
-        # the time the kernel gave the core to another process.
-        cpu_ms = (time.thread_time() - _gc_t0[1]) * 1000
         print(f"[gc] t={time.time() - T0:.1f} gen={info['generation']} ms={ms:.0f} cpu_ms={cpu_ms:.0f} "
               f"collected={info['collected']} counts={gc.get_count()}", flush=True)
 
@@ -185,7 +189,8 @@ def reporter(app) -> None:
             start_sends.clear()
         print(f"[eio] t={time.time() - T0:.0f} sockets={len(socks)} pings_sent={d.get('pings_sent', 0)} "
               f"pongs={d.get('pongs', 0)} pong_without_ping={d.get('pong_without_ping', 0)} closes={dc} "
-              f"writer_idle_exits={d.get('writer_idle_exits', 0)} queue_max={qmax} answer_queue={backlog}{wstats}", flush=True)
+              f"writer_idle_exits={d.get('writer_idle_exits', 0)} queue_max={qmax} answer_queue={backlog}{wstats} "
+              f"gc_total={{{', '.join(f'{k}: {v:.0f}' for k, v in sorted(gc_totals.items()))}}}", flush=True)
 
 
 def main() -> None:

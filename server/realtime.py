@@ -195,6 +195,7 @@ def collector_policy(app: Any) -> None:
     gc.collect()
     gc.freeze()
     young, middle, _ = gc.get_threshold()
+    young = int(app.config.get("GC_YOUNG_THRESHOLD") or young)
     gc.set_threshold(young, middle, 2**31 - 1)  # no automatic full collection
     from .extensions import socketio
 

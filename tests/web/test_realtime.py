@@ -68,3 +68,46 @@ def test_a_socket_events_request_context_leaves_no_cyclic_garbage(app, upgrade):
         gc.set_debug(0)
         gc.garbage.clear()
     assert left == []
+
+
+_SERVING_PROBE = """
+import gc, json
+from server import realtime
+realtime.patch()
+import gevent
+from server import create_app
+app = create_app()
+realtime.collector_policy(app)
+print(json.dumps({"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count() > 0,
+                  "track": gevent.config.track_greenlet_tree}))
+"""
+
+
+def _serving_probe(tmp_path, **env) -> dict:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("DIEMCAU_GC", "GEVENT_TRACK"))}
+    full.update(DIEMCAU_ASYNC_MODE="gevent", DIEMCAU_INSTANCE=str(tmp_path), SECRET_KEY="x", **env)
+    full.pop("DATABASE_URL", None)
+    full.pop("REDIS_URL", None)
+    out = subprocess.run([sys.executable, "-c", _SERVING_PROBE], cwd=root, env=full, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_serving_gevent_hub_collects_young_objects_rarely_and_spawns_untracked(tmp_path):
+    got = _serving_probe(tmp_path)
+    assert got["threshold"] == [10_000, 10, 2**31 - 1]  # no automatic full pass
+    assert got["frozen"] is True
+    assert got["track"] is False
+
+
+def test_the_collectors_threshold_and_greenlet_tracking_are_settings(tmp_path):
+    got = _serving_probe(tmp_path, DIEMCAU_GC_YOUNG_THRESHOLD="1234", GEVENT_TRACK_GREENLET_TREE="1")
+    assert got["threshold"][0] == 1234
+    assert got["track"] is True  # the operator's own GEVENT_TRACK_GREENLET_TREE wins
