@@ -60,8 +60,8 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "GC_QUIET_EVENTS_PER_S": float(_env("GC_QUIET_EVENTS_PER_S", 5)),
         #: a serving hub's threshold for young collections (net new container objects
         #: between two; Python's own is 700). At 10,000 learners 700 meant ~11 s of the
-        #: hub's CPU in collections per exam and a 25-180 ms pass every few seconds;
-        #: 10,000 cut both (docs/benchmarks.md, "garbage collector").
+        #: hub's CPU in collections per exam and a 20-180 ms pass every few seconds;
+        #: 10,000 cut both (docs/benchmarks.md, "The deadline burst at 10,000, 2026-12-04").
         "GC_YOUNG_THRESHOLD": int(_env("GC_YOUNG_THRESHOLD", 10_000)),
         "SNAPSHOT_INTERVAL_SECONDS": float(_env("SNAPSHOT_INTERVAL_SECONDS", 30)),
         "SNAPSHOT_MAX_BYTES": int(_env("SNAPSHOT_MAX_BYTES", 2 * 1024 * 1024)),

@@ -238,12 +238,6 @@ def raw_fd_ops() -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., 
 
     chosen = _patched or "threading"
     if chosen == "gevent":
-        import gevent
-
-        # every socket event runs in a greenlet of its own; recording who spawned it
-        # (and that one's stack) costs each spawn and is read by nothing here.
-        if "GEVENT_TRACK_GREENLET_TREE" not in os.environ:
-            gevent.config.track_greenlet_tree = False
         from gevent import monkey
 
         return (monkey.get_original("os", "read"), monkey.get_original("os", "write"),

@@ -1,8 +1,12 @@
 """The hub's C-speed replacements inside gevent-websocket give the originals' answers."""
 from __future__ import annotations
 
+import json
 import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from geventwebsocket import utf8validator as original_utf8
@@ -84,11 +88,6 @@ print(json.dumps({"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count
 
 
 def _serving_probe(tmp_path, **env) -> dict:
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[2]
     full = {k: v for k, v in os.environ.items() if not k.startswith(("DIEMCAU_GC", "GEVENT_TRACK"))}
     full.update(DIEMCAU_ASYNC_MODE="gevent", DIEMCAU_INSTANCE=str(tmp_path), SECRET_KEY="x", **env)
