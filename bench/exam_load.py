@@ -74,6 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--py-spy-from", type=float, default=0.0,
                    help="start the py-spy profile this many seconds after the open (e.g. at the burst)")
     p.add_argument("--py-spy-rate", type=int, default=50, help="py-spy samples per second")
+    p.add_argument("--py-spy-native", action="store_true", help="py-spy with C frames (pauses the hub per sample)")
     p.add_argument("--snapshots-at", type=float, default=0.0,
                    help="S seconds after the open, every bridge point's kiosk uploads one room snapshot at once (0: off)")
     p.add_argument("--snapshot-sites", type=int, default=164,
@@ -300,7 +301,8 @@ def run(args: argparse.Namespace) -> dict:
 
                 holder: list = []
                 timer = threading.Timer(args.py_spy_from, lambda: holder.append(
-                    start_py_spy(hub.pid, args.py_spy, tmp / "hub-profile.txt", args.py_spy_rate)))
+                    start_py_spy(hub.pid, args.py_spy, tmp / "hub-profile.txt", args.py_spy_rate,
+                                 args.py_spy_native)))
                 timer.start()
 
                 class _Later:
@@ -318,7 +320,8 @@ def run(args: argparse.Namespace) -> dict:
 
                 spy = _Later()
             else:
-                spy = start_py_spy(hub.pid, args.py_spy, tmp / "hub-profile.txt", args.py_spy_rate)
+                spy = start_py_spy(hub.pid, args.py_spy, tmp / "hub-profile.txt", args.py_spy_rate,
+                                 args.py_spy_native)
         deadline = wait_deadline(db, 30)
         if snap_burst is not None:
             snap_burst.at_wall = t_open_wall + args.snapshots_at
@@ -372,6 +375,15 @@ def run(args: argparse.Namespace) -> dict:
             "close": pg_window(pga, deadline, (t_closed or deadline + args.grace + 5) + 1),
             "raw": pga.samples,
         }
+        # every half second, in cores: the hub, its analysis processes, PostgreSQL, the
+        # simulated learners, this process (the camera senders), the machine's idle and
+        # steal (a shared VM's neighbours).
+        res["cpu_timeline"] = [
+            {"t": round(b["t"] - t_open_wall, 1),
+             **{k: round((b[k] - a[k]) / (b["t"] - a["t"]), 2)
+                for k in ("hub_cpu", "hub_children_cpu", "pg_cpu", "workers_cpu", "bench_cpu", "idle", "steal")}}
+            for a, b in zip(sampler.samples, sampler.samples[1:]) if b["t"] > a["t"]
+        ]
         res["hub_cpu_timeline"] = [
             (round(b["t"] - t_open_wall, 1), round((b["hub_cpu"] - a["hub_cpu"]) / (b["t"] - a["t"]), 2),
              round((b["pg_cpu"] - a["pg_cpu"]) / (b["t"] - a["t"]), 2), round(b["rss"] / 2**20))
@@ -416,10 +428,13 @@ def pg_window(pga: PgActivity, t0: float, t1: float) -> dict:
             "mean_by_kind": {k: round(v / len(rows), 2) for k, v in seen.most_common(10)}}
 
 
-def start_py_spy(pid: int, seconds: float, out: Path, rate: int = 50) -> subprocess.Popen:
+def start_py_spy(pid: int, seconds: float, out: Path, rate: int = 50, native: bool = False) -> subprocess.Popen:
     spy = str(ROOT / ".venv" / "bin" / "py-spy")
+    # --native (C frames too: inside the garbage collector, the driver) pauses the process
+    # for each sample; without it py-spy reads the process while it runs.
+    how = ["--native"] if native else ["--nonblocking"]
     return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", str(rate),
-                             "--nonblocking", "--format", "raw", "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             *how, "--format", "raw", "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def wait_deadline(db: BenchDB, timeout: float) -> float:

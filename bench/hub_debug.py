@@ -8,6 +8,10 @@
   [gc] gen=<g> ms=<pause> cpu_ms=<its CPU time> collected=<n> counts=<gc.get_count()>   (every collection over 20 ms)
   [stall] late=<ms> and the loop's stack, when it has not run for 150 ms (HUB_DEBUG_STALLS=1)
   [lag] max=<ms> p99=<ms> over the last 5 s of a 50 ms sleep loop   (how late the loop ran)
+  gc: ...   CPython's DEBUG_STATS for every pass (HUB_DEBUG_GC_STATS=1): the objects in each generation
+  [young] t=<s> gen=<g> <n> objects: [(type, count), ...]   every HUB_DEBUG_YOUNG seconds
+  [late] t=<s> ms=<lag>   each single lag over HUB_DEBUG_LATE_MS (default 60), as it happens
+  [up] t=<s> ms=<in the app> path=<p>   each POST of HUB_DEBUG_UPLOADS (default /api/snapshots)
 
     .venv/bin/python bench/hub_debug.py --host 127.0.0.1 --port 5000   (same env as the hub)
     bench/exam_load.py --hub-launcher bench/hub_debug.py ...
@@ -104,6 +108,7 @@ def _gc_probe(phase, info) -> None:
 
 
 _beat = [time.perf_counter()]
+STALL_S = float(os.environ.get("HUB_DEBUG_STALL_MS", 150)) / 1000
 MAIN_THREAD = [0]
 
 
@@ -120,7 +125,7 @@ def stall_watcher() -> None:
     while True:
         sleep(0.05)
         late = time.perf_counter() - _beat[0]
-        if late > 0.15 and _beat[0] != reported:
+        if late > STALL_S and _beat[0] != reported:
             reported = _beat[0]
             frame = _sys._current_frames().get(main_id)
             stack = "".join(traceback.format_stack(frame, limit=25)) if frame else "?"
@@ -137,11 +142,53 @@ def lag_monitor(app) -> None:
         socketio.sleep(0.01)
         _beat[0] = time.perf_counter()
         socketio.sleep(0.04)
-        lags.append((time.perf_counter() - t - 0.05) * 1000)
+        lag = (time.perf_counter() - t - 0.05) * 1000
+        lags.append(lag)
+        if lag >= LATE_MS:
+            print(f"[late] t={time.time() - T0:.2f} ms={lag:.0f}", flush=True)
         if time.time() - last >= 5:
             lags.sort()
             print(f"[lag] t={time.time() - T0:.0f} max={lags[-1]:.0f} p99={lags[int(len(lags) * 0.99)]:.0f}", flush=True)
             lags, last = [], time.time()
+
+
+LATE_MS = float(os.environ.get("HUB_DEBUG_LATE_MS", 60))
+
+
+def time_uploads(app) -> None:
+    """Wrap the whole WSGI app (outside the upload gate): how long each upload was in it."""
+    paths = set(os.environ.get("HUB_DEBUG_UPLOADS", "/api/snapshots").split(","))
+    inner = app.wsgi_app
+
+    def timed(environ, start_response):
+        if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") not in paths:
+            return inner(environ, start_response)
+        t = time.perf_counter()
+        try:
+            return inner(environ, start_response)
+        finally:
+            print(f"[up] t={time.time() - T0:.2f} ms={(time.perf_counter() - t) * 1000:.0f} "
+                  f"path={environ.get('PATH_INFO')}", flush=True)
+
+    app.wsgi_app = timed
+
+
+def young_census(app) -> None:
+    """HUB_DEBUG_YOUNG=<s>: every <s> seconds, what the two young generations hold, by type
+    (from the loop, never inside a collection's callback: that crashed the hub)."""
+    import gc
+
+    from server.extensions import socketio
+
+    every = float(os.environ["HUB_DEBUG_YOUNG"])
+    while True:
+        socketio.sleep(every)
+        for gen in (0, 1):
+            objs = gc.get_objects(generation=gen)
+            kinds = collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in objs)
+            n = len(objs)
+            del objs
+            print(f"[young] t={time.time() - T0:.0f} gen={gen} {n} objects: {kinds.most_common(18)}", flush=True)
 
 
 def garbage_census(app) -> None:
@@ -212,10 +259,13 @@ def main() -> None:
         print(f"[start] exam_started() at {t - T0:.3f}, took {(time.time() - t) * 1000:.0f} ms", flush=True)
 
     notify.exam_started = exam_started
+    time_uploads(app)
     realtime.on_serve(app, reporter)
     realtime.on_serve(app, lag_monitor)
     if os.environ.get("HUB_DEBUG_GARBAGE"):
         realtime.on_serve(app, garbage_census)
+    if os.environ.get("HUB_DEBUG_YOUNG"):
+        realtime.on_serve(app, young_census)
     if os.environ.get("HUB_DEBUG_STALLS"):
         from gevent import monkey
 
@@ -224,6 +274,9 @@ def main() -> None:
     import gc
 
     gc.callbacks.append(_gc_probe)
+    if os.environ.get("HUB_DEBUG_GC_STATS"):
+        # CPython's own line per pass (to stderr): how many objects each generation holds.
+        gc.set_debug(gc.DEBUG_STATS)
     print(f"Điểm Cầu hub (debug) on http://{args.host}:{args.port} ({realtime.mode()})", flush=True)
     realtime.serve(app, args.host, args.port)
 

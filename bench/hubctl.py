@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import psutil
 import requests
@@ -308,7 +308,23 @@ class Sampler(threading.Thread):
         for p in psutil.process_iter(["name", "cpu_times"]):
             if p.info["name"] and p.info["name"].startswith("postgres") and p.info["cpu_times"]:
                 pg += p.info["cpu_times"].user + p.info["cpu_times"].system
-        return {"t": t, "hub_cpu": hub_cpu, "rss": rss, "threads": threads, "workers_cpu": wcpu, "pg_cpu": pg}
+        # the hub's children (analysis worker processes), this bench process (the camera
+        # senders' threads live here) and the machine's idle and steal time.
+        kids = 0.0
+        try:
+            for c in self.hub.children(recursive=True):
+                try:
+                    ct = c.cpu_times()
+                    kids += ct.user + ct.system
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            pass
+        me = psutil.Process().cpu_times()
+        mc = psutil.cpu_times()
+        return {"t": t, "hub_cpu": hub_cpu, "rss": rss, "threads": threads, "workers_cpu": wcpu, "pg_cpu": pg,
+                "hub_children_cpu": kids, "bench_cpu": me.user + me.system,
+                "idle": mc.idle + getattr(mc, "iowait", 0.0), "steal": getattr(mc, "steal", 0.0)}
 
     def run(self) -> None:
         while not self._stop.is_set():

@@ -23,7 +23,6 @@ import aiohttp  # noqa: E402
 
 from hubctl import ROOT, BenchDB, Hub, free_port, hub_env, pct, prepare  # noqa: E402
 from learners import raise_fd_limit  # noqa: E402
-from sio import Conn  # noqa: E402
 
 
 async def recv_until(ws, prefix):
@@ -42,10 +41,10 @@ async def one(session, url, token, out, concurrency):
         t0 = time.monotonic()
         ws = await session.ws_connect(url + "/socket.io/?EIO=4&transport=websocket", compress=15)
         t1 = time.monotonic()
-        msg = await ws.receive()
+        await ws.receive()
         t2 = time.monotonic()
         await ws.send_str('40/exam,' + json.dumps({"token": token}))
-        msg = await recv_until(ws, "40/exam,")
+        await recv_until(ws, "40/exam,")
         t3 = time.monotonic()
         await ws.send_str('42/exam,1["attempt.join",{"exam_id":1}]')
         await recv_until(ws, "43/exam,1[")

@@ -63,6 +63,14 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         #: hub's CPU in collections per exam and a 20-180 ms pass every few seconds;
         #: 10,000 cut both (docs/benchmarks.md, "The deadline burst at 10,000, 2026-12-04").
         "GC_YOUNG_THRESHOLD": int(_env("GC_YOUNG_THRESHOLD", 10_000)),
+        #: ... and a young collection at least this often (s), whose survivors only the
+        #: full collection looks at again; 0: Python's middle generation instead
+        #: (server/realtime.py, "The cyclic garbage collector").
+        "GC_YOUNG_INTERVAL": float(_env("GC_YOUNG_INTERVAL", 1.0)),
+        #: Engine.IO: the hub pings every socket this often (s) and drops one whose
+        #: answer is this late (s); 10,000 learners at 25 s are 400 pings per second.
+        "SOCKET_PING_INTERVAL": int(_env("SOCKET_PING_INTERVAL", 25)),
+        "SOCKET_PING_TIMEOUT": int(_env("SOCKET_PING_TIMEOUT", 30)),
         "SNAPSHOT_INTERVAL_SECONDS": float(_env("SNAPSHOT_INTERVAL_SECONDS", 30)),
         "SNAPSHOT_MAX_BYTES": int(_env("SNAPSHOT_MAX_BYTES", 2 * 1024 * 1024)),
         "SNAPSHOT_RETENTION_DAYS": int(_env("SNAPSHOT_RETENTION_DAYS", 90)),

@@ -42,8 +42,8 @@ def create_app(config: dict[str, Any] | None = None) -> "Flask":
         message_queue=app.config["REDIS_URL"],
         # engine-level cap; each event also checks its own, smaller limit and says why.
         max_http_buffer_size=max(app.config["MAX_SOCKET_MESSAGE"] * 16, 1_000_000),
-        ping_interval=25,
-        ping_timeout=30,
+        ping_interval=app.config["SOCKET_PING_INTERVAL"],
+        ping_timeout=app.config["SOCKET_PING_TIMEOUT"],
         cors_allowed_origins=app.config.get("CORS_ORIGINS"),
         logger=False,
         engineio_logger=False,

@@ -45,6 +45,7 @@ def patch() -> str:
 
         patch_psycopg()
         _speed_up_gevent_websocket()
+        one_ping_timer()
     elif chosen == "eventlet":
         import warnings
 
@@ -56,8 +57,91 @@ def patch() -> str:
         from psycogreen.eventlet import patch_psycopg
 
         patch_psycopg()
+        one_ping_timer()
     _patched = chosen
     return chosen
+
+
+# Engine.IO's pings ---------------------------------------------------------------------
+# python-engineio gives each socket a task of its own that sleeps `ping_interval` and then
+# sends the next ping: at 10,000 learners, 400 tasks spawned per second and 10,000 asleep
+# at any moment, each a greenlet with its frames and timer. Each new one replaces an old
+# one, so the collector's count of new objects stays flat while the young generation fills
+# with them: ~280,000 objects, scanned by the next young pass in 230-300 ms with the loop
+# stopped (docs/benchmarks.md, "The young generation that filled up"). One task per
+# Engine.IO server sends every socket's ping instead, when due.
+
+class PingTimer:
+    """Every socket's next ping, in the order they are due: the interval is the same for
+    all, so the order of scheduling is the order of due times and a deque keeps them."""
+
+    #: pings sent between two yields to the loop, when many are due at once.
+    BATCH = 200
+
+    def __init__(self, server: Any) -> None:
+        import collections
+
+        self.server = server
+        self.due: Any = collections.deque()
+        self.task: Any = None
+
+    @classmethod
+    def of(cls, server: Any) -> "PingTimer":
+        timer = server.__dict__.get("_diemcau_ping_timer")
+        if timer is None:
+            timer = server._diemcau_ping_timer = cls(server)
+        return timer
+
+    def add(self, sock: Any) -> None:
+        import time
+
+        self.due.append((time.monotonic() + self.server.ping_interval, sock))
+        if self.task is None:
+            self.task = self.server.start_background_task(self._run)
+
+    def send_due(self, now: float) -> int:
+        """Ping every socket whose time has come (as engineio's `_send_ping` does); how many."""
+        import time
+
+        from engineio import packet
+
+        sent = 0
+        while self.due and self.due[0][0] <= now:
+            _, sock = self.due.popleft()
+            try:
+                if not sock.closing and not sock.closed:
+                    sock.last_ping = time.time()
+                    sock.send(packet.Packet(packet.PING))
+                    sent += 1
+            except Exception:  # one broken socket must not stop everyone's pings
+                import logging
+
+                logging.getLogger(__name__).exception("ping to %s failed", getattr(sock, "sid", "?"))
+            if sent and sent % self.BATCH == 0:
+                self.server.sleep(0)
+        return sent
+
+    def _run(self) -> None:
+        import time
+
+        while True:
+            self.send_due(time.monotonic())
+            # anything scheduled from now on is due a whole interval later
+            wait = self.due[0][0] - time.monotonic() if self.due else self.server.ping_interval
+            self.server.sleep(min(max(wait, 0.005), self.server.ping_interval))
+
+
+def one_ping_timer() -> None:
+    """Route python-engineio's server sockets' pings through `PingTimer`."""
+    from engineio import socket as eio_socket
+
+    def schedule_ping(self: Any) -> None:
+        # as the original: a new ping only once the previous one's cycle has completed
+        if self.last_ping:
+            self.last_ping = None
+            PingTimer.of(self.server).add(self)
+
+    eio_socket.Socket.schedule_ping = schedule_ping
 
 
 def _speed_up_gevent_websocket() -> None:
@@ -174,10 +258,19 @@ def serve(app: Any, host: str, port: int, log_output: bool = False) -> None:
 # The cyclic garbage collector ------------------------------------------------------
 # A full collection walks every tracked object, and with 10,000 learners connected the
 # hub holds over a million of them: CPython then stops the loop for a second, every ten
-# seconds or so under exam load (docs/benchmarks.md, "garbage collector"). Young
-# generations are cheap and catch nearly all cyclic garbage, so the hub keeps them and
-# runs the full collection itself: when the hub is quiet, or at the latest every
+# seconds or so under exam load (docs/benchmarks.md, "garbage collector"). So the hub
+# runs the full collection itself: when it is quiet, or at the latest every
 # GC_FULL_INTERVAL seconds.
+#
+# The young collections need care too. Each of 10,000 sockets holds the objects of its
+# current wait (a timeout, its waiter and callbacks, the last packets, a decoder) until
+# its next message, when new ones replace them: the count of new objects that triggers
+# a young pass stays flat while the young generation fills with them (80,000-290,000
+# objects measured at 10,000 learners, a 180-300 ms pass), and what survives is scanned
+# again by the middle generation's pass. So a young pass runs at least every
+# GC_YOUNG_INTERVAL seconds (a few milliseconds each), and what survives one is left to
+# the full collection: objects that live seconds die by reference count, not by the
+# collector (docs/benchmarks.md, "The young generation that filled up").
 
 _activity = 0
 
@@ -196,10 +289,27 @@ def collector_policy(app: Any) -> None:
     gc.freeze()
     young, middle, _ = gc.get_threshold()
     young = int(app.config.get("GC_YOUNG_THRESHOLD") or young)
+    interval = float(app.config.get("GC_YOUNG_INTERVAL") or 0)
+    if interval > 0:  # young passes paced by time; the middle generation by the steward
+        middle = 2**31 - 1
     gc.set_threshold(young, middle, 2**31 - 1)  # no automatic full collection
     from .extensions import socketio
 
     socketio.start_background_task(_gc_steward, app)
+    if interval > 0:
+        socketio.start_background_task(_young_pacer, interval)
+
+
+def _young_pacer(interval: float) -> None:
+    """A young collection every `interval` seconds, so the young generation never holds
+    more than that long's survivors (the count-based trigger still runs between)."""
+    import gc
+
+    from .extensions import socketio
+
+    while True:
+        socketio.sleep(interval)
+        gc.collect(0)
 
 
 def _gc_steward(app: Any) -> None:

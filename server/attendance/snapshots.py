@@ -23,7 +23,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from .. import realtime
-from ..core.errors import BadInput, Conflict, Forbidden
+from ..core.errors import BadInput, Conflict, Forbidden, Unauthenticated
 from ..core.timeutil import as_utc, now_utc, to_ms
 from ..exam.models import Attempt
 from ..extensions import db, socketio
@@ -182,12 +182,20 @@ def store(data: bytes, kind: str, *, bridge_point_id: Optional[int] = None,
         snap.attempt_id = attempt.id
     else:
         snap.bridge_point_id = bridge_point_id
-        snap.lecture_id = _live_lecture_id()
+        # looked up inside the INSERT: one round trip per upload, not two
+        snap.lecture_id = _live_lecture_subquery()
     # in an OS thread: an fsync blocks the process, and 164 cameras uploading at once
     # stalled every learner's acks for seconds (docs/benchmarks.md, snapshot burst).
     realtime.run_blocking(_write_file, file_path(snap), data)
     db.session.add(snap)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except sa.exc.IntegrityError:
+        # the bridge point is gone (the row's only foreign key that a sender's own
+        # checks do not cover): a kiosk signed in to a site that no longer exists.
+        db.session.rollback()
+        discard_file(snap)
+        raise Unauthenticated("snapshot.signed_out", _("Điểm cầu chưa đăng nhập.")) from None
     return snap
 
 
@@ -213,6 +221,12 @@ def _live_lecture_id() -> Optional[int]:
 
     lecture = current_lecture()
     return lecture.id if lecture is not None else None
+
+
+def _live_lecture_subquery() -> Any:
+    """`_live_lecture_id` as a scalar subquery (the same order as `current_lecture`)."""
+    return (sa.select(Lecture.id).where(Lecture.status == LectureStatus.live)
+            .order_by(Lecture.started_at.desc(), Lecture.id.desc()).limit(1).scalar_subquery())
 
 
 def open_attempt_of(user_id: int, attempt_id: Any) -> Attempt:

@@ -64,28 +64,31 @@ def upload():
         raise snapshots.WrongType("snapshot.content_type", _("Chỉ nhận ảnh JPEG (image/jpeg)."))
     data = image.stream.read(limit + 1)
     snap = snapshots.store(data, kind, bridge_point_id=site_id, attempt=attempt)
+    snap_id = snap.id  # known since the flush; after the commit it would cost a SELECT
     try:
         db.session.commit()
     except Exception:
         db.session.rollback()
         snapshots.discard_file(snap)
         raise
-    analysis.submit(current_app._get_current_object(), snap.id)
-    return jsonify({"ok": True, "id": snap.id})
+    analysis.submit(current_app._get_current_object(), snap_id)
+    return jsonify({"ok": True, "id": snap_id})
 
 
 def _sender(kind: str) -> tuple[Optional[int], Optional[Attempt]]:
     """(bridge point, None) for a kiosk's room snapshot, (None, attempt) for a learner's webcam."""
     if kind in flags.ROOM_KINDS:
-        return _kiosk_site(required=True, claimed=request.form.get("bridge_point_id")), None
+        return _kiosk_site(required=True, claimed=request.form.get("bridge_point_id"), exists=False), None
     if kind in flags.WEBCAM_KINDS:
         return None, _learner_attempt(request.form.get("attempt_id"))
     raise BadInput("snapshot.bad_kind", _("Loại ảnh không hợp lệ."))
 
 
-def _kiosk_site(*, required: bool, claimed: Any = None) -> Optional[int]:
+def _kiosk_site(*, required: bool, claimed: Any = None, exists: bool = True) -> Optional[int]:
+    """The signed-in kiosk's bridge point. `exists=False` skips looking the site up (a
+    snapshot's INSERT refuses a site that is gone: `snapshots.store`)."""
     site_id = session.get(KIOSK_SESSION)
-    if not isinstance(site_id, int) or db.session.get(BridgePoint, site_id) is None:
+    if not isinstance(site_id, int) or (exists and db.session.get(BridgePoint, site_id) is None):
         if not required:
             return None
         if current_user.is_authenticated:

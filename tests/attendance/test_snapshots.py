@@ -250,6 +250,39 @@ def test_every_bad_upload_is_refused_with_its_code_and_nothing_is_stored(hub, wo
     assert [p for p in snapshot_files(hub) if p.is_file()] == []
 
 
+def test_a_kiosk_whose_bridge_point_is_gone_is_refused_and_nothing_is_stored(hub, world):
+    from server.places.models import BridgePoint
+
+    site = BridgePoint(district_id=world.bridge_points[0].district_id, code="GONE-1", name="Điểm cầu đã xoá",
+                       kiosk_code="KIOSK-GONE")
+    db.session.add(site)
+    db.session.commit()
+    room = kiosk(hub, "KIOSK-GONE")
+    assert post(room, photo("fr_obama.jpg")).status_code == 200  # signed in, site there: stored
+    db.session.execute(sa.delete(Snapshot))
+    db.session.delete(site)
+    db.session.commit()
+    for path in snapshot_files(hub):
+        if path.is_file():
+            path.unlink()
+
+    r = post(room, photo("fr_obama.jpg"))
+    assert r.status_code == 401 and r.json["error"]["code"] == "snapshot.signed_out", r.text
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Snapshot)) == 0
+    assert [p for p in snapshot_files(hub) if p.is_file()] == []
+
+
+def test_a_room_snapshot_belongs_to_the_live_lecture_and_none_without_one(hub, world):
+    client = kiosk(hub)
+    before = post(client, photo("fr_obama.jpg")).json["id"]
+    lecture = live_lecture(world)
+    during = post(client, photo("fr_obama.jpg")).json["id"]
+    db.session.expire_all()
+    assert db.session.get(Snapshot, before).lecture_id is None
+    assert db.session.get(Snapshot, during).lecture_id == lecture.id
+
+
 def test_the_worker_survives_garbage_and_goes_on(hub, world):
     client = kiosk(hub)
     # a header that passes the probe (size, scan, end marker) but no Huffman tables: undecodable

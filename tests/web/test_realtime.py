@@ -82,8 +82,11 @@ import gevent
 from server import create_app
 app = create_app()
 realtime.collector_policy(app)
+before = gc.get_stats()[0]["collections"]
+gevent.sleep(2.3)  # the loop runs: nothing here allocates enough to trigger a pass by count
 print(json.dumps({"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count() > 0,
-                  "track": gevent.config.track_greenlet_tree}))
+                  "track": gevent.config.track_greenlet_tree,
+                  "young_passes": gc.get_stats()[0]["collections"] - before}))
 """
 
 
@@ -100,13 +103,146 @@ def _serving_probe(tmp_path, **env) -> dict:
 
 
 def test_a_serving_gevent_hub_collects_young_objects_rarely_and_spawns_untracked(tmp_path):
-    got = _serving_probe(tmp_path)
-    assert got["threshold"] == [10_000, 10, 2**31 - 1]  # no automatic full pass
+    got = _serving_probe(tmp_path, DIEMCAU_GC_YOUNG_INTERVAL="0.5")
+    # young passes by count (10,000) and by time; no automatic middle or full pass
+    assert got["threshold"] == [10_000, 2**31 - 1, 2**31 - 1]
+    assert 3 <= got["young_passes"] <= 6  # one every 0.5 s over 2.3 s
     assert got["frozen"] is True
     assert got["track"] is False
 
 
-def test_the_collectors_threshold_and_greenlet_tracking_are_settings(tmp_path):
-    got = _serving_probe(tmp_path, DIEMCAU_GC_YOUNG_THRESHOLD="1234", GEVENT_TRACK_GREENLET_TREE="1")
-    assert got["threshold"][0] == 1234
+def test_the_collectors_thresholds_pacing_and_greenlet_tracking_are_settings(tmp_path):
+    got = _serving_probe(tmp_path, DIEMCAU_GC_YOUNG_THRESHOLD="1234", GEVENT_TRACK_GREENLET_TREE="1",
+                         DIEMCAU_GC_YOUNG_INTERVAL="0")
+    assert got["threshold"] == [1234, 10, 2**31 - 1]  # unpaced: Python's middle generation
+    assert got["young_passes"] == 0
     assert got["track"] is True  # the operator's own GEVENT_TRACK_GREENLET_TREE wins
+
+
+# Engine.IO's pings: one timer per server instead of a sleeping task per socket ------------
+
+class _FakeServer:
+    ping_interval = 25
+
+    def __init__(self) -> None:
+        self.started: list = []
+        self.slept: list[float] = []
+
+    def start_background_task(self, fn):
+        self.started.append(fn)
+        return object()
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+class _FakeSocket:
+    def __init__(self, sid: str, fail: bool = False) -> None:
+        self.sid, self.fail = sid, fail
+        self.closing = self.closed = False
+        self.last_ping = None
+        self.sent: list = []
+
+    def send(self, pkt) -> None:
+        if self.fail:
+            raise OSError("broken pipe")
+        self.sent.append(pkt)
+
+
+def test_the_ping_timer_pings_each_socket_once_when_due_in_order_and_skips_the_closed():
+    from engineio import packet
+
+    from server.realtime import PingTimer
+
+    server = _FakeServer()
+    timer = PingTimer(server)
+    a, b, broken, gone, c = (_FakeSocket("a"), _FakeSocket("b"), _FakeSocket("x", fail=True),
+                             _FakeSocket("gone"), _FakeSocket("c"))
+    for s in (a, b, broken, gone):
+        timer.add(s)
+    assert len(server.started) == 1  # one task for the server, started with the first socket
+    first_due = timer.due[0][0]
+    timer.add(c)
+    assert len(server.started) == 1
+    gone.closed = True
+
+    assert timer.send_due(first_due - 0.001) == 0  # nothing before its time
+    assert not a.sent and a.last_ping is None
+    # all but c are due (c was added later); the broken socket does not stop the others
+    sent = timer.send_due(timer.due[3][0])
+    assert sent == 2
+    assert [p.packet_type for p in a.sent] == [packet.PING] and [p.packet_type for p in b.sent] == [packet.PING]
+    assert a.last_ping is not None and b.last_ping is not None
+    assert gone.sent == [] and gone.last_ping is None
+    assert [s for _, s in timer.due] == [c]
+    assert timer.send_due(timer.due[0][0]) == 1 and len(c.sent) == 1
+    assert not timer.due
+
+
+def test_the_engineio_socket_schedules_its_pings_through_the_shared_timer():
+    import engineio.socket as eio_socket
+
+    from server import realtime
+
+    original = eio_socket.Socket.schedule_ping
+    try:
+        realtime.one_ping_timer()
+        server = _FakeServer()
+        sock = eio_socket.Socket.__new__(eio_socket.Socket)
+        sock.server, sock.sid, sock.last_ping, sock.closing, sock.closed = server, "s1", 123.0, False, False
+        sock.schedule_ping()
+        assert sock.last_ping is None
+        assert [s for _, s in realtime.PingTimer.of(server).due] == [sock]
+        sock.schedule_ping()  # a second pong before the next ping: not scheduled twice
+        assert len(realtime.PingTimer.of(server).due) == 1
+    finally:
+        eio_socket.Socket.schedule_ping = original
+
+
+def _raw_engineio(hub, answer_pings: bool, seconds: float) -> tuple[int, bool]:
+    """A bare Engine.IO websocket: (pings received, closed by the hub) within `seconds`."""
+    import time
+
+    import websocket
+
+    ws = websocket.create_connection(f"ws://127.0.0.1:{hub.port}/socket.io/?EIO=4&transport=websocket", timeout=1)
+    pings, closed = 0, False
+    end = time.time() + seconds
+    try:
+        assert ws.recv().startswith("0{")  # the open packet
+        while time.time() < end:
+            try:
+                msg = ws.recv()
+            except websocket.WebSocketTimeoutException:
+                continue
+            except (websocket.WebSocketConnectionClosedException, ConnectionError):
+                closed = True
+                break
+            if msg == "2":
+                pings += 1
+                if answer_pings:
+                    ws.send("3")
+            elif msg in ("1", ""):
+                closed = True
+                break
+    finally:
+        ws.close()
+    return pings, closed
+
+
+@pytest.mark.parametrize("mode", ["gevent", "eventlet"])
+def test_a_live_hub_pings_every_socket_again_and_again_and_drops_the_silent(db_url, hub_factory, mode):
+    import threading
+
+    hub = hub_factory(db_url, mode=mode, DIEMCAU_SOCKET_PING_INTERVAL=1, DIEMCAU_SOCKET_PING_TIMEOUT=1)
+    out: dict = {}
+    threads = [threading.Thread(target=lambda k=k, a=a: out.__setitem__(k, _raw_engineio(hub, a, 5.5)))
+               for k, a in (("answers", True), ("silent", False))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    pings, closed = out["answers"]
+    assert pings >= 4 and not closed  # a ping every second, each after the previous pong
+    pings, closed = out["silent"]
+    assert pings == 1 and closed  # no pong: dropped after the timeout
