@@ -14,7 +14,8 @@ def init_app(app: Flask) -> None:
 
     # every bridge point's camera may upload at the same moment: a few at a time.
     app.wsgi_app = Gate(app.wsgi_app, ("/api/snapshots",), app.config.get("SNAPSHOT_UPLOAD_SLOTS", 2),
-                        app.config.get("SNAPSHOT_UPLOAD_WAIT_SECONDS", 20.0))
+                        app.config.get("SNAPSHOT_UPLOAD_WAIT_SECONDS", 20.0),
+                        app.config.get("SNAPSHOT_UPLOAD_RATE", 0.0))
     from .checkin_views import bp as checkin_bp
 
     app.register_blueprint(checkin_bp)

@@ -487,3 +487,50 @@ def test_the_detector_sees_the_configured_size_and_a_wrong_size_falls_back(hub, 
         with caplog.at_level("ERROR", logger=snapshots.log.name):
             assert snapshots.detector_spec().input_size == 640
         assert "ANALYSIS_INPUT_SIZE=20" in caplog.text
+
+
+@pytest.mark.parametrize("rate", [0.0, 20.0])
+def test_the_gate_spreads_a_burst_of_uploads_at_its_rate_and_lets_other_paths_through(rate):
+    import threading
+
+    from server.core.admission import Gate
+
+    admitted: list[float] = []
+
+    def app(environ, start_response):
+        admitted.append(time.monotonic())
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    gate = Gate(app, ("/api/snapshots",), slots=2, wait_s=5.0, rate=rate)
+    upload = {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/snapshots"}
+    threads = [threading.Thread(target=gate, args=(dict(upload), lambda *a: None)) for _ in range(6)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(admitted) == 6
+    gaps = [b - a for a, b in zip(sorted(admitted), sorted(admitted)[1:])]
+    if rate:
+        assert min(gaps) >= 1 / rate - 0.005  # one every 50 ms, never two at once
+        assert max(admitted) - t0 >= 5 / rate - 0.01
+    else:
+        assert max(admitted) - t0 < 0.2  # no pacing: as fast as the slots allow
+    admitted.clear()
+    t1 = time.monotonic()
+    gate({"REQUEST_METHOD": "GET", "PATH_INFO": "/kiosk"}, lambda *a: None)  # not an upload: no wait
+    assert admitted and admitted[0] - t1 < 0.02
+
+
+def test_uploads_are_paced_by_default_only_where_learners_webcams_are_off(monkeypatch):
+    from config import load
+
+    for name in ("DIEMCAU_SNAPSHOT_UPLOAD_RATE", "SNAPSHOT_UPLOAD_RATE", "DIEMCAU_EXAM_WEBCAM_REQUIRED",
+                 "EXAM_WEBCAM_REQUIRED"):
+        monkeypatch.delenv(name, raising=False)
+    assert load()["SNAPSHOT_UPLOAD_RATE"] == 15  # room cameras only
+    monkeypatch.setenv("DIEMCAU_EXAM_WEBCAM_REQUIRED", "1")
+    assert load()["SNAPSHOT_UPLOAD_RATE"] == 0  # ~40 webcam snapshots/s at 10,000 learners: no cap
+    monkeypatch.setenv("DIEMCAU_SNAPSHOT_UPLOAD_RATE", "30")
+    assert load()["SNAPSHOT_UPLOAD_RATE"] == 30
