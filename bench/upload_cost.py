@@ -100,7 +100,7 @@ def main() -> None:
                            "hub_cpu_ms_per_upload": round((c1 - c0) * 1000 / len(sent), 2),
                            "children_cpu_s": round(k1 - k0, 2)})
             print(json.dumps(rounds[-1]), flush=True)
-            time.sleep(max(0.0, 3.0 - 0.5))
+            time.sleep(2.5)  # the analysis of the round (if on) and the writes settle
         per = [r["hub_cpu_ms_per_upload"] for r in rounds]
         out = {"args": vars(args), "rounds": rounds, "median_hub_cpu_ms_per_upload": statistics.median(per)}
         print(f"hub CPU per upload: median {out['median_hub_cpu_ms_per_upload']} ms over {len(rounds)} rounds "

@@ -10,8 +10,10 @@ driver: `wsgi.py` and `python -m server` call it first.
 """
 from __future__ import annotations
 
+import collections
 import os
 import resource
+import time
 from typing import Any, Callable
 
 _patched: str | None = None
@@ -45,7 +47,6 @@ def patch() -> str:
 
         patch_psycopg()
         _speed_up_gevent_websocket()
-        one_ping_timer()
     elif chosen == "eventlet":
         import warnings
 
@@ -57,6 +58,7 @@ def patch() -> str:
         from psycogreen.eventlet import patch_psycopg
 
         patch_psycopg()
+    if chosen in ("gevent", "eventlet"):
         one_ping_timer()
     _patched = chosen
     return chosen
@@ -79,8 +81,6 @@ class PingTimer:
     BATCH = 200
 
     def __init__(self, server: Any) -> None:
-        import collections
-
         self.server = server
         self.due: Any = collections.deque()
         self.task: Any = None
@@ -93,16 +93,12 @@ class PingTimer:
         return timer
 
     def add(self, sock: Any) -> None:
-        import time
-
         self.due.append((time.monotonic() + self.server.ping_interval, sock))
         if self.task is None:
             self.task = self.server.start_background_task(self._run)
 
     def send_due(self, now: float) -> int:
         """Ping every socket whose time has come (as engineio's `_send_ping` does); how many."""
-        import time
-
         from engineio import packet
 
         sent = 0
@@ -114,7 +110,7 @@ class PingTimer:
                     sock.send(packet.Packet(packet.PING))
                     sent += 1
             except Exception:  # one broken socket must not stop everyone's pings
-                import logging
+                import logging  # here, not at the top: it imports threading before the patching
 
                 logging.getLogger(__name__).exception("ping to %s failed", getattr(sock, "sid", "?"))
             if sent and sent % self.BATCH == 0:
@@ -122,8 +118,6 @@ class PingTimer:
         return sent
 
     def _run(self) -> None:
-        import time
-
         while True:
             self.send_due(time.monotonic())
             # anything scheduled from now on is due a whole interval later

@@ -191,10 +191,12 @@ def store(data: bytes, kind: str, *, bridge_point_id: Optional[int] = None,
     try:
         db.session.flush()
     except sa.exc.IntegrityError:
-        # the bridge point is gone (the row's only foreign key that a sender's own
-        # checks do not cover): a kiosk signed in to a site that no longer exists.
         db.session.rollback()
         discard_file(snap)
+        if attempt is not None:
+            raise
+        # the bridge point is gone (the upload does not read it first): a kiosk signed
+        # in to a site that no longer exists.
         raise Unauthenticated("snapshot.signed_out", _("Điểm cầu chưa đăng nhập.")) from None
     return snap
 

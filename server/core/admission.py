@@ -32,7 +32,7 @@ class Gate:
         self.paths = frozenset(paths)
         self.slots = threading.BoundedSemaphore(max(1, int(slots)))
         self.wait_s = float(wait_s)
-        self.spacing = 1.0 / float(rate) if rate and float(rate) > 0 else 0.0
+        self.spacing = 1.0 / float(rate) if float(rate or 0) > 0 else 0.0
         self._next = 0.0  # monotonic time of the next admission
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
