@@ -329,16 +329,21 @@ def _upsert(conn: Connection, items: list[Pending], now: datetime) -> None:
 
 
 def _submit(conn: Connection, items: list[Pending], now: datetime) -> dict[int, dict]:
-    """End the submitted attempts and score them, one statement per exam; return each
-    one's result for its ack."""
-    by_code: dict[int, list[int]] = {}
+    """End the submitted attempts and score them; return each one's result for its ack.
+
+    One statement per scoring rule (length and bands), not per code: the codes of one
+    exam share it, and at the deadline, when thousands submit, each statement is one
+    more round trip in a batch every learner behind it waits for."""
+    by_rule: dict[tuple, list[int]] = {}
+    code_of: dict[int, Any] = {}
     for it in items:
-        by_code.setdefault(it.code_id, []).append(it.attempt_id)
+        code = code_of[it.attempt_id] = load_code(it.code_id)
+        by_rule.setdefault((code.n_questions, code.bands), []).append(it.attempt_id)
     out: dict[int, dict] = {}
-    for code_id, ids in by_code.items():
-        code = load_code(code_id)
-        stmt = grading.submit_statement(code.n_questions, code.bands)
+    for (n_questions, bands), ids in by_rule.items():
+        stmt = grading.submit_statement(n_questions, bands)
         for r in conn.execute(stmt, {"ids": sorted(ids), "now": now}):
+            code = code_of[r.id]
             out[r.id] = result_payload(r, code.show_score, code.n_questions)
     return out
 

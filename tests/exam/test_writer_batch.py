@@ -102,3 +102,30 @@ def test_a_paused_attempt_takes_no_answer_and_cannot_be_submitted(opened):
     results = _run([_answer(a, 0, 1), Pending(SUBMIT, a.id, a.user_id, a.code_id)])
     assert [r["error"]["code"] for r in results] == ["attempt.paused", "attempt.paused"]
     assert _stored(a.id) == {}
+
+
+def test_submissions_of_both_codes_are_scored_in_one_statement(opened):
+    """The codes of one exam share their scoring rule: one UPDATE for all of a batch's
+    submissions, each still scored from its own answers and code."""
+    _, attempts = opened
+    a = attempts[0]
+    b = next(x for x in attempts if x.code_id != a.code_id)
+    batch = [_answer(a, 0, 1), _answer(a, 1, 1, right=False), _answer(b, 0, 1), _answer(b, 1, 1), _answer(b, 2, 1)]
+    batch += [Pending(SUBMIT, a.id, a.user_id, a.code_id), Pending(SUBMIT, b.id, b.user_id, b.code_id)]
+    scoring = []
+
+    def seen(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith(("WITH", "UPDATE")) and "counted" in statement:
+            scoring.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        results = _run(batch)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", seen)
+    assert len(scoring) == 1
+    assert [results[5]["n_correct"], results[6]["n_correct"]] == [1, 3]
+    n = load_code(a.code_id).n_questions
+    assert results[6]["score"] == round(10 * 3 / n, 2) and results[6]["status"] == "submitted"
+    assert {x.id: x.status for x in map(lambda x: db.session.get(Attempt, x.id), (a, b))} == {
+        a.id: AttemptStatus.submitted, b.id: AttemptStatus.submitted}
