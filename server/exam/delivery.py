@@ -157,8 +157,7 @@ class AnswerWriter:
                 last_start = time.monotonic()
                 t0 = time.perf_counter()
                 try:
-                    with self._engine.begin() as conn:
-                        write_batch(conn, batch, now_utc(), grace)
+                    self._write(batch, grace)
                 except Exception:
                     log.exception("answer batch of %d failed", len(batch))
                     for item in batch:
@@ -175,6 +174,24 @@ class AnswerWriter:
                 self.slowest_batch_ms = max(self.slowest_batch_ms, (time.perf_counter() - t0) * 1000)
 
 
+    def _write(self, batch: list[Pending], grace: timedelta) -> None:
+        if self._engine.dialect.name != "postgresql":
+            with self._engine.begin() as conn:
+                write_batch(conn, batch, now_utc(), grace)
+            return
+        # autocommit connections: write_batch sends BEGIN and COMMIT inside its own
+        # statements (see `own_transaction`), so a failure must end the transaction here.
+        with self._engine.connect() as conn:
+            try:
+                write_batch(conn, batch, now_utc(), grace, own_transaction=True)
+            except Exception:
+                try:
+                    conn.exec_driver_sql("ROLLBACK")
+                except Exception:
+                    conn.invalidate()  # a connection in an unknown state is not reused
+                raise
+
+
 def _writer_engine(app: Flask) -> tuple[Engine, int]:
     """The writer's own connections (one per lane): request handlers waiting on row locks
     can empty the shared pool, and every learner's acks would wait with them."""
@@ -182,7 +199,10 @@ def _writer_engine(app: Flask) -> tuple[Engine, int]:
         url = db.engine.url
     if url.get_backend_name() == "postgresql":
         lanes = max(1, int(app.config["ANSWER_WRITER_LANES"]))
-        engine = sa.create_engine(url, pool_size=lanes, max_overflow=0, pool_recycle=1800)
+        # AUTOCOMMIT: psycopg2 would otherwise send BEGIN as a round trip of its own
+        # before each batch; write_batch begins and commits inside its statements.
+        engine = sa.create_engine(url, pool_size=lanes, max_overflow=0, pool_recycle=1800,
+                                  isolation_level="AUTOCOMMIT")
 
         @sa.event.listens_for(engine, "connect")
         def _lock_timeout(dbapi_conn, _record) -> None:
@@ -215,6 +235,11 @@ _LOCK_ATTEMPTS = (
     sa.select(_t.id, _t.user_id, _t.code_id, _t.exam_id, _t.status, _t.deadline_at, _t.paused_at)
     .where(_t.id.in_(_IDS)).order_by(_t.id).with_for_update()
 )
+# The same, opening the transaction in the same round trip (write_batch's own_transaction).
+_BEGIN_LOCK_ATTEMPTS = sa.text(
+    "BEGIN; SELECT id, user_id, code_id, exam_id, status, deadline_at, paused_at FROM attempt"
+    " WHERE id = ANY(CAST(:ids AS integer[])) ORDER BY id FOR UPDATE"
+).columns(_t.id, _t.user_id, _t.code_id, _t.exam_id, _t.status, _t.deadline_at, _t.paused_at)
 _START = (
     sa.update(Attempt.__table__)
     .where(_t.id.in_(_IDS), _t.status == AttemptStatus.pending)
@@ -233,8 +258,16 @@ class _Row:
     paused_at: Optional[datetime]
 
 
-def write_batch(conn: Connection, batch: list[Pending], now: datetime, grace: timedelta) -> None:
-    """Check, write and score one batch in the caller's transaction; set each item's result."""
+def write_batch(conn: Connection, batch: list[Pending], now: datetime, grace: timedelta, *,
+                own_transaction: bool = False) -> None:
+    """Check, write and score one batch; set each item's result.
+
+    In the caller's transaction, or with `own_transaction` (PostgreSQL, an autocommit
+    connection) in one it opens and commits itself, inside the statements it sends
+    anyway: BEGIN goes with the row locks and COMMIT with the answers' upsert, so a batch
+    of answers is two round trips instead of four (psycopg2 sends BEGIN on its own, and
+    each round trip of a lane waits for a turn of the busy event loop). If this raises,
+    the caller must send ROLLBACK."""
     live = []
     for it in batch:
         if it.cancelled:
@@ -246,7 +279,7 @@ def write_batch(conn: Connection, batch: list[Pending], now: datetime, grace: ti
     ids = sorted({it.attempt_id for it in live})
     rows = {
         r.id: _Row(*r)
-        for r in conn.execute(_LOCK_ATTEMPTS, {"ids": ids})
+        for r in conn.execute(_BEGIN_LOCK_ATTEMPTS if own_transaction else _LOCK_ATTEMPTS, {"ids": ids})
     }
     latest: dict[tuple[int, int], Pending] = {}
     starting: set[int] = set()
@@ -266,11 +299,16 @@ def write_batch(conn: Connection, batch: list[Pending], now: datetime, grace: ti
         key = (it.attempt_id, it.question_id)
         if key not in latest or latest[key].seq <= it.seq:
             latest[key] = it
-    if latest:
-        _upsert(conn, list(latest.values()), now)
     if starting:
         conn.execute(_START, {"ids": sorted(starting), "now": now})
+    committed = False
+    if latest:
+        # the last statement of the batch, unless submissions follow: COMMIT rides with it
+        committed = own_transaction and not submitted
+        _upsert(conn, list(latest.values()), now, commit=committed)
     results = _submit(conn, submitted, now) if submitted else {}
+    if own_transaction and not committed:
+        conn.exec_driver_sql("COMMIT")
     saved_ms = int(now.timestamp() * 1000)
     for it in live:
         if it.result is None:
@@ -314,16 +352,18 @@ _UPSERT_PG = sa.text(
     " CAST(:question_id AS integer[]), CAST(:choice_id AS integer[]), CAST(:flagged AS boolean[]),"
     " CAST(:seq AS bigint[]), CAST(:is_correct AS boolean[])) AS u" + _ON_CONFLICT
 ).bindparams(sa.bindparam("saved_at", type_=sa.DateTime(timezone=True)))
+_UPSERT_PG_COMMIT = sa.text(_UPSERT_PG.text + "; COMMIT").bindparams(
+    sa.bindparam("saved_at", type_=sa.DateTime(timezone=True)))
 _UPSERT_ROWS = sa.text(
     "INSERT INTO answer (attempt_id, question_id, choice_id, flagged, seq, is_correct, saved_at)"
     " VALUES (:attempt_id, :question_id, :choice_id, :flagged, :seq, :is_correct, :saved_at)" + _ON_CONFLICT
 ).bindparams(sa.bindparam("saved_at", type_=sa.DateTime(timezone=True)))
 
 
-def _upsert(conn: Connection, items: list[Pending], now: datetime) -> None:
+def _upsert(conn: Connection, items: list[Pending], now: datetime, commit: bool = False) -> None:
     if conn.dialect.name == "postgresql":
         arrays = {name: [getattr(it, name) for it in items] for name in _COLUMNS}
-        conn.execute(_UPSERT_PG, {**arrays, "saved_at": now})
+        conn.execute(_UPSERT_PG_COMMIT if commit else _UPSERT_PG, {**arrays, "saved_at": now})
     else:
         conn.execute(_UPSERT_ROWS, [{**{name: getattr(it, name) for name in _COLUMNS}, "saved_at": now} for it in items])
 

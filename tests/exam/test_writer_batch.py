@@ -19,9 +19,18 @@ GRACE = timedelta(seconds=5)
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def opened(request):
+    return _opened(request, request.param)
+
+
+@pytest.fixture
+def opened_pg(request):
+    return _opened(request, "postgresql")
+
+
+def _opened(request, backend):
     from factories import make_world
 
-    request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
+    request.getfixturevalue("app" if backend == "sqlite" else "pg_app")
     world = make_world()
     exam_ops.open_exam(world.exam.id)
     db.session.commit()
@@ -129,3 +138,92 @@ def test_submissions_of_both_codes_are_scored_in_one_statement(opened):
     assert results[6]["score"] == round(10 * 3 / n, 2) and results[6]["status"] == "submitted"
     assert {x.id: x.status for x in map(lambda x: db.session.get(Attempt, x.id), (a, b))} == {
         a.id: AttemptStatus.submitted, b.id: AttemptStatus.submitted}
+
+
+#: true outside a transaction: now() is then this statement's own start.
+_PROBE = "SELECT now() = statement_timestamp()"
+
+
+@pytest.fixture
+def own_tx(opened_pg):
+    """The writer's PostgreSQL lane: an autocommit connection on which write_batch opens
+    and commits its transaction inside its own statements; round trips counted."""
+    world, attempts = opened_pg
+    engine = sa.create_engine(db.engine.url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    sent = []
+
+    def seen(conn, cursor, statement, *args):
+        if statement != _PROBE:  # the test's own look at the transaction state
+            sent.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    yield world, attempts, engine, sent
+    engine.dispose()
+
+
+@pytest.fixture
+def app_ctx_writer(own_tx):
+    """An answer writer of the test's app with its lanes' engine (as the hub makes it)."""
+    from flask import current_app
+
+    from server.exam.delivery import AnswerWriter, _writer_engine
+
+    writer = AnswerWriter(current_app._get_current_object())
+    writer._engine, _ = _writer_engine(writer._app)
+    yield writer, writer._engine
+    writer._engine.dispose()
+
+
+def _run_own(engine, batch, now=None):
+    with engine.connect() as conn:
+        write_batch(conn, batch, now or now_utc(), GRACE, own_transaction=True)
+        outside_tx = conn.exec_driver_sql(_PROBE).scalar()
+    db.session.expire_all()
+    return [it.result for it in batch], outside_tx
+
+
+def test_own_transaction_answers_in_two_round_trips_and_committed(own_tx):
+    _, (a, b, *_), engine, sent = own_tx
+    batch = [_answer(a, 0, 1), _answer(a, 1, 1), _answer(b, 0, 1)]
+    results, outside_tx = _run_own(engine, batch)
+    assert all(r["ok"] for r in results)
+    # BEGIN with the row locks, COMMIT with the upsert (and START of the pending attempts)
+    assert len(sent) == 3 and sent[0].startswith("BEGIN;") and sent[-1].rstrip().endswith("; COMMIT")
+    assert outside_tx  # no transaction left open: now() is this statement's own time
+    # committed: another connection sees the answers
+    assert _stored(a.id) == {batch[0].question_id: (batch[0].choice_id, 1), batch[1].question_id: (batch[1].choice_id, 1)}
+    assert db.session.get(Attempt, a.id).status == AttemptStatus.in_progress
+    sent.clear()
+    results, _ = _run_own(engine, [_answer(a, 2, 1)])
+    assert results[0]["ok"] and len(sent) == 2  # an attempt already started: lock + upsert
+
+
+def test_own_transaction_submission_and_refusals_end_their_transaction(own_tx):
+    _, (a, b, *_), engine, sent = own_tx
+    results, outside_tx = _run_own(engine, [_answer(a, 0, 1), Pending(SUBMIT, a.id, a.user_id, a.code_id)])
+    assert results[1]["ok"] and results[1]["n_correct"] == 1 and outside_tx
+    assert sent[-1] == "COMMIT"  # after the scoring UPDATE … RETURNING
+    assert db.session.get(Attempt, a.id).status == AttemptStatus.submitted
+    stranger = _answer(b, 0, 1)
+    stranger.user_id = a.user_id
+    results, outside_tx = _run_own(engine, [stranger])
+    assert results[0]["error"]["code"] == "attempt.not_yours" and outside_tx and _stored(b.id) == {}
+
+
+def test_own_transaction_failure_writes_nothing_and_the_lane_goes_on(own_tx, app_ctx_writer):
+    """A statement that fails mid-batch: the lane's ROLLBACK leaves nothing written and its
+    connection usable; every item of the batch is told to resend."""
+    _, (a, *_), engine, _ = own_tx
+    writer, lanes_engine = app_ctx_writer
+    good = _answer(a, 0, 1)
+    bad = _answer(a, 1, 1)
+    bad.choice_id = 2**40  # out of the integer column's range: the upsert fails after BEGIN
+    with pytest.raises(sa.exc.DBAPIError):
+        writer._write([good, bad], GRACE)
+    db.session.expire_all()
+    assert _stored(a.id) == {} and db.session.get(Attempt, a.id).status == AttemptStatus.pending
+    with lanes_engine.connect() as conn:  # the pooled connection is back, outside any transaction
+        assert conn.exec_driver_sql(_PROBE).scalar()
+        assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "2s"  # set on connect, kept
+    writer._write([good], GRACE)
+    assert good.result["ok"] and _stored(a.id) == {good.question_id: (good.choice_id, 1)}
