@@ -4,7 +4,7 @@ The exam's hub process runs with ANALYSIS_WORKERS=0; a second hub process at a l
 priority (PROCESS_NICE) is where a reverse proxy sends the cameras' uploads. The kiosk
 signs in on the exam's process (the session cookie is the same for both: one SECRET_KEY),
 uploads to the camera process, and the proctor, connected to the exam's process, hears
-`snapshot.analysed` through Redis; the analyses run in worker processes at nice 19. A snapshot that reaches the exam's process anyway
+`snapshot.analysed` through Redis; the analyses run in worker processes at nice 19 (SCHED_IDLE). A snapshot that reaches the exam's process anyway
 waits in the table and is analysed by the camera process.
 """
 from __future__ import annotations
@@ -104,6 +104,7 @@ def test_a_camera_process_does_the_cameras_work_and_the_exam_process_none(mode, 
         mine = os.getpriority(os.PRIO_PROCESS, 0)
         workers = analysis_children(camera_hub.proc.pid)
         assert len(workers) == 2 and {nice for _, nice in workers} == {19}
+        assert {os.sched_getscheduler(pid) for pid, _ in workers} == {os.SCHED_IDLE}
         assert analysis_children(exam_hub.proc.pid) == []
         assert os.getpriority(os.PRIO_PROCESS, camera_hub.proc.pid) == min(19, mine + 10)
         assert os.getpriority(os.PRIO_PROCESS, exam_hub.proc.pid) == mine
