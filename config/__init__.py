@@ -78,7 +78,7 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         #: analyses at once in this hub process; 0: none here (a camera process does them,
         #: with the offline-camera checks; README, "Camera work in a process of its own").
         "ANALYSIS_WORKERS": int(_env("ANALYSIS_WORKERS", 2)),
-        #: "process": each analysis worker is a process of its own at nice 19 (default);
+        #: "process": each analysis worker is a process of its own at nice 19 and SCHED_IDLE (default);
         #: "thread": an OS thread of the hub process (shares its GIL; docs/benchmarks.md).
         "ANALYSIS_ISOLATION": _env("ANALYSIS_ISOLATION", "process"),
         #: lower this hub process's CPU priority by this much when it serves (0-19): a

@@ -10,7 +10,7 @@ at a time. `WorkerProcess` is the caller's side. Why a process and not a thread 
 caller: a thread shares the caller's GIL, and a thread at the lowest priority on a busy
 machine can hold the GIL while the kernel runs everything else, stalling the caller's
 other threads for as long (2.4 s measured in the hub, docs/benchmarks.md). A process at
-nice 19 takes only idle CPU and holds nothing the caller needs.
+nice 19 under SCHED_IDLE takes only idle CPU and holds nothing the caller needs.
 
 Pickles cross only between a caller and the worker it started: never feed this
 process's stdin from anywhere else.

@@ -106,7 +106,7 @@ def detect_in_thread(path: str, history: Optional[bytes], spec: DetectorSpec, *,
 
 
 class WorkerProcesses:
-    """ANALYSIS_WORKERS analysis processes (`python -m proctor.worker`, nice 19), lent out
+    """ANALYSIS_WORKERS analysis processes (`python -m proctor.worker`, nice 19 and SCHED_IDLE), lent out
     one at a time. A process that dies or hangs is killed, the snapshot stays pending for
     the pool's retry, and the next request starts a fresh process."""
 
