@@ -440,7 +440,8 @@ def test_control_room_scope_health_after_the_batch_flush_and_the_offline_alert(w
         if site["alert"]:
             break
         time.sleep(0.25)
-    assert site["alert"] and not site["online"] and site["silent_s"] > 2 and site["lecture_id"] is None
+    # silent_s is rounded to 0.1 s: a site silent for 2.04 s (> 2, an alert) shows 2.0
+    assert site["alert"] and not site["online"] and site["silent_s"] >= 2 and site["lecture_id"] is None
     assert control.call("control.grid", {})["total"]["alerts"] == 1
 
 
