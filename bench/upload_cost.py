@@ -33,7 +33,7 @@ import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from hubctl import ROOT, BenchDB, Hub, free_port, hub_env, prepare  # noqa: E402
+from hubctl import ROOT, BenchDB, Hub, free_port, hub_env, pct, prepare  # noqa: E402
 from snapshot_burst import SnapshotBurst  # noqa: E402
 
 
@@ -56,8 +56,7 @@ def probe_windows(samples: list, t0: float, end: float) -> dict:
         lat = sorted(ms for t, ms in samples if a <= t < b)
         if not lat:
             return {"n": 0}
-        return {"n": len(lat), "p50_ms": lat[len(lat) // 2], "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
-                "max_ms": lat[-1]}
+        return {"n": len(lat), "p50_ms": round(pct(lat, 0.5), 2), "p99_ms": round(pct(lat, 0.99), 2), "max_ms": lat[-1]}
 
     return {"before": stats(t0 - 2.0, t0), "first_s": stats(t0, t0 + 1.0), "rest": stats(t0 + 1.0, max(end, t0 + 2.0))}
 

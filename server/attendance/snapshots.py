@@ -182,8 +182,10 @@ def store(data: bytes, kind: str, *, bridge_point_id: Optional[int] = None,
         snap.attempt_id = attempt.id
     else:
         snap.bridge_point_id = bridge_point_id
+        from ..webcast.queries import current_lecture_id_subquery
+
         # looked up inside the INSERT: one round trip per upload, not two
-        snap.lecture_id = _live_lecture_subquery()
+        snap.lecture_id = current_lecture_id_subquery()
     # in an OS thread: an fsync blocks the process, and 164 cameras uploading at once
     # stalled every learner's acks for seconds (docs/benchmarks.md, snapshot burst).
     realtime.run_blocking(_write_file, file_path(snap), data)
@@ -223,12 +225,6 @@ def _live_lecture_id() -> Optional[int]:
 
     lecture = current_lecture()
     return lecture.id if lecture is not None else None
-
-
-def _live_lecture_subquery() -> Any:
-    """`_live_lecture_id` as a scalar subquery (the same order as `current_lecture`)."""
-    return (sa.select(Lecture.id).where(Lecture.status == LectureStatus.live)
-            .order_by(Lecture.started_at.desc(), Lecture.id.desc()).limit(1).scalar_subquery())
 
 
 def open_attempt_of(user_id: int, attempt_id: Any) -> Attempt:

@@ -173,7 +173,6 @@ class AnswerWriter:
                 self.items += len(batch)
                 self.slowest_batch_ms = max(self.slowest_batch_ms, (time.perf_counter() - t0) * 1000)
 
-
     def _write(self, batch: list[Pending], grace: timedelta) -> None:
         if self._engine.dialect.name != "postgresql":
             with self._engine.begin() as conn:
@@ -231,15 +230,13 @@ def _writer_engine(app: Flask) -> tuple[Engine, int]:
 _t = Attempt.__table__.c
 _IDS = sa.bindparam("ids", expanding=True)
 _NOW = sa.bindparam("now", type_=sa.DateTime(timezone=True))
-_LOCK_ATTEMPTS = (
-    sa.select(_t.id, _t.user_id, _t.code_id, _t.exam_id, _t.status, _t.deadline_at, _t.paused_at)
-    .where(_t.id.in_(_IDS)).order_by(_t.id).with_for_update()
-)
+_LOCKED = (_t.id, _t.user_id, _t.code_id, _t.exam_id, _t.status, _t.deadline_at, _t.paused_at)
+_LOCK_ATTEMPTS = sa.select(*_LOCKED).where(_t.id.in_(_IDS)).order_by(_t.id).with_for_update()
 # The same, opening the transaction in the same round trip (write_batch's own_transaction).
 _BEGIN_LOCK_ATTEMPTS = sa.text(
-    "BEGIN; SELECT id, user_id, code_id, exam_id, status, deadline_at, paused_at FROM attempt"
+    "BEGIN; SELECT " + ", ".join(c.name for c in _LOCKED) + " FROM attempt"
     " WHERE id = ANY(CAST(:ids AS integer[])) ORDER BY id FOR UPDATE"
-).columns(_t.id, _t.user_id, _t.code_id, _t.exam_id, _t.status, _t.deadline_at, _t.paused_at)
+).columns(*_LOCKED)
 _START = (
     sa.update(Attempt.__table__)
     .where(_t.id.in_(_IDS), _t.status == AttemptStatus.pending)
@@ -346,18 +343,19 @@ _ON_CONFLICT = (
 # constructs: built with them, every batch would be compiled again (a tenth of the hub's
 # CPU under exam load). On PostgreSQL the rows travel as arrays: one statement, one round
 # trip, whatever the batch size.
-_UPSERT_PG = sa.text(
+_SAVED_AT = sa.bindparam("saved_at", type_=sa.DateTime(timezone=True))
+_UPSERT_PG_SQL = (
     "INSERT INTO answer (attempt_id, question_id, choice_id, flagged, seq, is_correct, saved_at)"
     " SELECT u.*, CAST(:saved_at AS timestamptz) FROM unnest(CAST(:attempt_id AS integer[]),"
     " CAST(:question_id AS integer[]), CAST(:choice_id AS integer[]), CAST(:flagged AS boolean[]),"
     " CAST(:seq AS bigint[]), CAST(:is_correct AS boolean[])) AS u" + _ON_CONFLICT
-).bindparams(sa.bindparam("saved_at", type_=sa.DateTime(timezone=True)))
-_UPSERT_PG_COMMIT = sa.text(_UPSERT_PG.text + "; COMMIT").bindparams(
-    sa.bindparam("saved_at", type_=sa.DateTime(timezone=True)))
+)
+_UPSERT_PG = sa.text(_UPSERT_PG_SQL).bindparams(_SAVED_AT)
+_UPSERT_PG_COMMIT = sa.text(_UPSERT_PG_SQL + "; COMMIT").bindparams(_SAVED_AT)
 _UPSERT_ROWS = sa.text(
     "INSERT INTO answer (attempt_id, question_id, choice_id, flagged, seq, is_correct, saved_at)"
     " VALUES (:attempt_id, :question_id, :choice_id, :flagged, :seq, :is_correct, :saved_at)" + _ON_CONFLICT
-).bindparams(sa.bindparam("saved_at", type_=sa.DateTime(timezone=True)))
+).bindparams(_SAVED_AT)
 
 
 def _upsert(conn: Connection, items: list[Pending], now: datetime, commit: bool = False) -> None:

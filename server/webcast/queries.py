@@ -38,12 +38,20 @@ def lecture_or_refuse(lecture_id: Any) -> Lecture:
     return lecture
 
 
+def _live(*columns: Any) -> Any:
+    """SELECT of the live lecture, the most recently started if several."""
+    return (sa.select(*columns).where(Lecture.status == LectureStatus.live)
+            .order_by(Lecture.started_at.desc(), Lecture.id.desc()).limit(1))
+
+
 def current_lecture() -> Optional[Lecture]:
     """What every kiosk shows: the live lecture, the most recently started if several."""
-    return db.session.scalar(
-        sa.select(Lecture).where(Lecture.status == LectureStatus.live)
-        .order_by(Lecture.started_at.desc(), Lecture.id.desc()).limit(1)
-    )
+    return db.session.scalar(_live(Lecture))
+
+
+def current_lecture_id_subquery() -> Any:
+    """`current_lecture`'s id as a scalar subquery, to be looked up inside an INSERT."""
+    return _live(Lecture.id).scalar_subquery()
 
 
 def lecture_payload(lecture: Lecture) -> dict[str, Any]:
