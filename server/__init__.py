@@ -36,10 +36,12 @@ def create_app(config: dict[str, Any] | None = None) -> "Flask":
     ext.migrate.init_app(app, ext.db, directory=str(ROOT / "server" / "migrations"), render_as_batch=True)
     ext.login_manager.init_app(app)
     ext.csrf.init_app(app)
+    from .core.sockets import client_manager
+
     ext.socketio.init_app(
         app,
         async_mode=app.config["ASYNC_MODE"],
-        message_queue=app.config["REDIS_URL"],
+        client_manager=client_manager(app.config["REDIS_URL"]),
         # engine-level cap; each event also checks its own, smaller limit and says why.
         max_http_buffer_size=max(app.config["MAX_SOCKET_MESSAGE"] * 16, 1_000_000),
         ping_interval=app.config["SOCKET_PING_INTERVAL"],

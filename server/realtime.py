@@ -262,10 +262,11 @@ def serve(app: Any, host: str, port: int, log_output: bool = False) -> None:
 # a young pass stays flat while the young generation fills with them (80,000-290,000
 # objects measured at 10,000 learners, a 180-300 ms pass), and what survives is scanned
 # again by the middle generation's pass. So a young pass runs at least every
-# GC_YOUNG_INTERVAL seconds (20-60 ms each under a 10,000-learner exam's load, against
-# 180-300 ms when the generation had filled up), and what survives one is left to
-# the full collection: objects that live seconds die by reference count, not by the
-# collector (docs/benchmarks.md, "The young generation that filled up").
+# GC_YOUNG_INTERVAL seconds (0.25 s: under 26 ms each under a 10,000-learner exam's
+# load; every 1 s they took 20-63 ms, for the same CPU in all; 180-300 ms when the
+# generation had filled up), and what survives one is left to the full collection:
+# objects that live seconds die by reference count, not by the collector
+# (docs/benchmarks.md, "The young generation that filled up").
 
 _activity = 0
 
