@@ -68,7 +68,7 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         #: full collection looks at again; 0: Python's middle generation instead
         #: (server/realtime.py, "The cyclic garbage collector"). Every 0.25 s a pass
         #: takes under 26 ms at 10,000 learners, against 20-63 ms every 1 s, for the same
-        #: CPU in all (docs/benchmarks.md, "Shorter pauses, ...").
+        #: CPU in all (docs/benchmarks.md, "Shorter young passes, a room index, ...").
         "GC_YOUNG_INTERVAL": float(_env("GC_YOUNG_INTERVAL", 0.25)),
         #: Engine.IO: the hub pings every socket this often (s) and drops one whose
         #: answer is this late (s); 10,000 learners at 25 s are 400 pings per second.

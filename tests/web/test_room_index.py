@@ -21,10 +21,6 @@ def _pair():
     return managers
 
 
-def _snapshot(m):
-    return {ns: {room: dict(members) for room, members in rooms.items()} for ns, rooms in m.rooms.items()}
-
-
 @pytest.mark.parametrize("seed", range(8))
 def test_the_index_gives_python_socketios_rooms_after_any_sequence(seed):
     rng = random.Random(seed)
