@@ -24,8 +24,10 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
+from ..core.driver_sql import driver_sql
 from ..core.timeutil import now_utc
 from ..extensions import db, socketio
 from . import grading
@@ -237,11 +239,14 @@ _BEGIN_LOCK_ATTEMPTS = sa.text(
     "BEGIN; SELECT " + ", ".join(c.name for c in _LOCKED) + " FROM attempt"
     " WHERE id = ANY(CAST(:ids AS integer[])) ORDER BY id FOR UPDATE"
 ).columns(*_LOCKED)
-_START = (
-    sa.update(Attempt.__table__)
-    .where(_t.id.in_(_IDS), _t.status == AttemptStatus.pending)
-    .values(status=AttemptStatus.in_progress, started_at=_NOW)
-)
+
+
+def _start_update(picked: Any) -> Any:
+    return (sa.update(Attempt.__table__).where(picked, _t.status == AttemptStatus.pending)
+            .values(status=AttemptStatus.in_progress, started_at=_NOW))
+
+
+_START = _start_update(_t.id.in_(_IDS))
 
 
 @dataclass
@@ -296,16 +301,14 @@ def write_batch(conn: Connection, batch: list[Pending], now: datetime, grace: ti
         key = (it.attempt_id, it.question_id)
         if key not in latest or latest[key].seq <= it.seq:
             latest[key] = it
-    if starting:
-        conn.execute(_START, {"ids": sorted(starting), "now": now})
-    committed = False
-    if latest:
-        # the last statement of the batch, unless submissions follow: COMMIT rides with it
-        committed = own_transaction and not submitted
-        _upsert(conn, list(latest.values()), now, commit=committed)
-    results = _submit(conn, submitted, now) if submitted else {}
-    if own_transaction and not committed:
-        conn.exec_driver_sql("COMMIT")
+    if own_transaction:
+        results = _finish_in_one_round_trip(conn, starting, list(latest.values()), submitted, now)
+    else:
+        if starting:
+            conn.execute(_START, {"ids": sorted(starting), "now": now})
+        if latest:
+            _upsert(conn, list(latest.values()), now)
+        results = _submit(conn, submitted, now) if submitted else {}
     saved_ms = int(now.timestamp() * 1000)
     for it in live:
         if it.result is None:
@@ -341,48 +344,102 @@ _ON_CONFLICT = (
 )
 # Written out because SQLAlchemy does not cache the dialects' INSERT … ON CONFLICT
 # constructs: built with them, every batch would be compiled again (a tenth of the hub's
-# CPU under exam load). On PostgreSQL the rows travel as arrays: one statement, one round
-# trip, whatever the batch size.
-_SAVED_AT = sa.bindparam("saved_at", type_=sa.DateTime(timezone=True))
+# CPU under exam load). On PostgreSQL the rows travel as arrays: one statement whatever
+# the batch size, in the driver's own SQL (pyformat) to share a round trip with others.
 _UPSERT_PG_SQL = (
     "INSERT INTO answer (attempt_id, question_id, choice_id, flagged, seq, is_correct, saved_at)"
-    " SELECT u.*, CAST(:saved_at AS timestamptz) FROM unnest(CAST(:attempt_id AS integer[]),"
-    " CAST(:question_id AS integer[]), CAST(:choice_id AS integer[]), CAST(:flagged AS boolean[]),"
-    " CAST(:seq AS bigint[]), CAST(:is_correct AS boolean[])) AS u" + _ON_CONFLICT
+    " SELECT u.*, CAST(%(now)s AS timestamptz) FROM unnest(CAST(%(attempt_id)s AS integer[]),"
+    " CAST(%(question_id)s AS integer[]), CAST(%(choice_id)s AS integer[]), CAST(%(flagged)s AS boolean[]),"
+    " CAST(%(seq)s AS bigint[]), CAST(%(is_correct)s AS boolean[])) AS u" + _ON_CONFLICT
 )
-_UPSERT_PG = sa.text(_UPSERT_PG_SQL).bindparams(_SAVED_AT)
-_UPSERT_PG_COMMIT = sa.text(_UPSERT_PG_SQL + "; COMMIT").bindparams(_SAVED_AT)
 _UPSERT_ROWS = sa.text(
     "INSERT INTO answer (attempt_id, question_id, choice_id, flagged, seq, is_correct, saved_at)"
     " VALUES (:attempt_id, :question_id, :choice_id, :flagged, :seq, :is_correct, :saved_at)" + _ON_CONFLICT
-).bindparams(_SAVED_AT)
+).bindparams(sa.bindparam("saved_at", type_=sa.DateTime(timezone=True)))
 
 
-def _upsert(conn: Connection, items: list[Pending], now: datetime, commit: bool = False) -> None:
+def _upsert(conn: Connection, items: list[Pending], now: datetime) -> None:
     if conn.dialect.name == "postgresql":
-        arrays = {name: [getattr(it, name) for it in items] for name in _COLUMNS}
-        conn.execute(_UPSERT_PG_COMMIT if commit else _UPSERT_PG, {**arrays, "saved_at": now})
+        conn.exec_driver_sql(_UPSERT_PG_SQL, _answer_arrays(items, now))
     else:
         conn.execute(_UPSERT_ROWS, [{**{name: getattr(it, name) for name in _COLUMNS}, "saved_at": now} for it in items])
 
 
-def _submit(conn: Connection, items: list[Pending], now: datetime) -> dict[int, dict]:
-    """End the submitted attempts and score them; return each one's result for its ack.
+def _answer_arrays(items: list[Pending], now: datetime) -> dict:
+    return {**{name: [getattr(it, name) for it in items] for name in _COLUMNS}, "now": now}
 
-    One statement per scoring rule (length and bands), not per code: the codes of one
-    exam share it, and at the deadline, when thousands submit, each statement is one
-    more round trip in a batch every learner behind it waits for."""
+
+def _by_rule(items: list[Pending]) -> tuple[dict[tuple, list[int]], dict[int, Any]]:
+    """The submitted attempts by scoring rule (length and bands), not by code: the codes
+    of one exam share one statement, and at the deadline, when thousands submit, each
+    statement is more work in a batch every learner behind it waits for."""
     by_rule: dict[tuple, list[int]] = {}
     code_of: dict[int, Any] = {}
     for it in items:
         code = code_of[it.attempt_id] = load_code(it.code_id)
         by_rule.setdefault((code.n_questions, code.bands), []).append(it.attempt_id)
+    return by_rule, code_of
+
+
+def _submit(conn: Connection, items: list[Pending], now: datetime) -> dict[int, dict]:
+    """End the submitted attempts and score them; return each one's result for its ack."""
+    by_rule, code_of = _by_rule(items)
     out: dict[int, dict] = {}
+    id_array = conn.dialect.name == "postgresql"
     for (n_questions, bands), ids in by_rule.items():
-        stmt = grading.submit_statement(n_questions, bands)
+        stmt = grading.submit_statement(n_questions, bands, id_array=id_array)
         for r in conn.execute(stmt, {"ids": sorted(ids), "now": now}):
             code = code_of[r.id]
             out[r.id] = result_payload(r, code.show_score, code.n_questions)
+    return out
+
+
+# PostgreSQL, the writer's own transaction: after the row locks, the rest of the batch in
+# ONE round trip. psycopg2 sends the statements as one string and returns the rows of the
+# last: [START;] [upsert;] [scoring per rule;] COMMIT [; the submitted attempts' state].
+# That state is read after the COMMIT, in its own statement, which is what lets the
+# scoring's results come back in the same round trip: a submitted attempt's row changes
+# no more (an organizer's later pause or extension leaves ended attempts alone).
+_ID_ARRAY = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Integer))
+_START_ANY = _start_update(_t.id == sa.any_(_ID_ARRAY))
+_SUBMITTED_OF = sa.select(*grading.SUBMITTED).where(_t.id == sa.any_(_ID_ARRAY))
+_pg_sql: dict[str, tuple[str, dict]] = {}
+
+
+def _pg(name: str, stmt: Any, dialect: Any) -> tuple[str, dict]:
+    if name not in _pg_sql:
+        _pg_sql[name] = driver_sql(stmt, dialect, "_" + name, shared=("now",))
+    return _pg_sql[name]
+
+
+def _finish_in_one_round_trip(conn: Connection, starting: set[int], answers: list[Pending],
+                              submitted: list[Pending], now: datetime) -> dict[int, dict]:
+    sql: list[str] = []
+    params: dict[str, Any] = {"now": now}
+    if starting:
+        text, constants = _pg("start", _START_ANY, conn.dialect)
+        sql.append(text)
+        params.update(constants, ids_start=sorted(starting))
+    if answers:
+        sql.append(_UPSERT_PG_SQL)
+        params.update(_answer_arrays(answers, now))
+    by_rule, code_of = _by_rule(submitted)
+    for i, ((n_questions, bands), ids) in enumerate(by_rule.items()):
+        text, constants = grading.submit_driver_sql(conn.dialect, n_questions, bands, f"_r{i}")
+        sql.append(text)
+        params.update(constants)
+        params[f"ids_r{i}"] = sorted(ids)
+    sql.append("COMMIT")
+    if not submitted:
+        conn.exec_driver_sql("; ".join(sql), params)
+        return {}
+    text, constants = _pg("submitted", _SUBMITTED_OF, conn.dialect)
+    sql.append(text)
+    params.update(constants, ids_submitted=sorted(code_of))
+    out: dict[int, dict] = {}
+    for r in conn.exec_driver_sql("; ".join(sql), params):
+        code = code_of[r.id]
+        out[r.id] = result_payload(r, code.show_score, code.n_questions)
     return out
 
 

@@ -15,8 +15,10 @@ from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
+from ..core.driver_sql import driver_sql
 from . import scoring
 from .models import Answer, Attempt, AttemptStatus, Exam
 
@@ -25,6 +27,9 @@ CHUNK = 1000
 
 _t = Attempt.__table__.c
 _IDS = sa.bindparam("ids", expanding=True)
+# On PostgreSQL the ids travel as one array: `id = ANY(:ids)` is one fixed statement,
+# where an expanding IN is rendered again for every batch's number of ids.
+_ID_ARRAY = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Integer))
 # Built once, with bound parameters: the close at the deadline and every submission
 # reuse them without SQLAlchemy building or keying a statement again.
 _COUNT_CORRECT = (
@@ -39,6 +44,7 @@ _EXAMS_OF = sa.select(Exam.__table__.c.id, Exam.__table__.c.n_questions, Exam.__
 )
 _score_statements: dict[tuple, Any] = {}
 _submit_statements: dict[tuple, Any] = {}
+_submit_driver_sql: dict[tuple, tuple[str, dict]] = {}
 
 
 def _centi(n_correct: Any, n_questions: int) -> Any:
@@ -87,32 +93,56 @@ def score_attempts(conn: Connection, attempt_ids: Iterable[int]) -> None:
             conn.execute(stmt, {"ids": chunk, "of_exam": exam_id})
 
 
-def submit_statement(n_questions: int, bands: Sequence[Sequence]) -> Any:
+def submit_statement(n_questions: int, bands: Sequence[Sequence], *, id_array: bool = False) -> Any:
     """UPDATE … RETURNING that ends the attempts :ids as submitted at :now and scores them
     in the same statement (a submission has started by definition, so it always gets a
     score). Returns id, status, deadline_at, paused_at, n_correct, score, band.
 
-    The right answers are counted once per attempt, in a derived table: written inline,
-    the count would run again for the score and for every band's comparison."""
-    key = (int(n_questions), tuple((str(label), str(minimum)) for label, minimum in bands))
+    `id_array` (PostgreSQL only) takes :ids as one array instead of an expanding IN, which
+    SQLAlchemy renders again for every execution's number of ids."""
+    key = (int(n_questions), tuple((str(label), str(minimum)) for label, minimum in bands), id_array)
     stmt = _submit_statements.get(key)
     if stmt is None:
-        a = Answer.__table__.c
-        correct = (sa.select(sa.func.count()).where(a.attempt_id == _t.id, a.is_correct.is_(True))
-                   .scalar_subquery())
-        # MATERIALIZED: PostgreSQL would otherwise pull the derived table up into the
-        # UPDATE and run the count once per use of n (six times).
-        counts = (sa.select(_t.id.label("aid"), correct.label("n")).where(_t.id.in_(_IDS))
-                  .cte("counted").prefix_with("MATERIALIZED", dialect="postgresql"))
-        centi = _centi(counts.c.n, n_questions)
-        now = sa.bindparam("now", type_=sa.DateTime(timezone=True))
-        stmt = (
-            sa.update(Attempt.__table__)
-            .where(_t.id == counts.c.aid)
-            .values(status=AttemptStatus.submitted, ended_at=now, started_at=sa.func.coalesce(_t.started_at, now),
-                    n_correct=counts.c.n, score=centi / 100.0, band=_band_case(centi, bands))
-            .returning(_t.id, _t.status, _t.deadline_at, _t.paused_at, _t.n_correct, _t.score, _t.band)
-        )
+        stmt = _submit_update(n_questions, bands, id_array).returning(*SUBMITTED)
         if len(_submit_statements) < 256:
             _submit_statements[key] = stmt
     return stmt
+
+
+def submit_driver_sql(dialect: Any, n_questions: int, bands: Sequence[Sequence], suffix: str) -> tuple[str, dict]:
+    """The same UPDATE without RETURNING, as driver SQL (`server.core.driver_sql`), its ids
+    an array bound as `ids<suffix>` and its time as the shared `now`: the answer writer
+    sends it in one string with the batch's other writes, its COMMIT and the read of the
+    results (`SUBMITTED`)."""
+    key = (int(n_questions), tuple((str(label), str(minimum)) for label, minimum in bands), dialect.name, suffix)
+    out = _submit_driver_sql.get(key)
+    if out is None:
+        out = driver_sql(_submit_update(n_questions, bands, True), dialect, suffix, shared=("now",))
+        if len(_submit_driver_sql) < 256:
+            _submit_driver_sql[key] = out
+    return out
+
+
+#: what a submission returns for its ack.
+SUBMITTED = (_t.id, _t.status, _t.deadline_at, _t.paused_at, _t.n_correct, _t.score, _t.band)
+
+
+def _submit_update(n_questions: int, bands: Sequence[Sequence], id_array: bool) -> Any:
+    """The right answers are counted once per attempt, in a derived table: written inline,
+    the count would run again for the score and for every band's comparison."""
+    a = Answer.__table__.c
+    correct = (sa.select(sa.func.count()).where(a.attempt_id == _t.id, a.is_correct.is_(True))
+               .scalar_subquery())
+    picked = _t.id == sa.any_(_ID_ARRAY) if id_array else _t.id.in_(_IDS)
+    # MATERIALIZED: PostgreSQL would otherwise pull the derived table up into the
+    # UPDATE and run the count once per use of n (six times).
+    counts = (sa.select(_t.id.label("aid"), correct.label("n")).where(picked)
+              .cte("counted").prefix_with("MATERIALIZED", dialect="postgresql"))
+    centi = _centi(counts.c.n, n_questions)
+    now = sa.bindparam("now", type_=sa.DateTime(timezone=True))
+    return (
+        sa.update(Attempt.__table__)
+        .where(_t.id == counts.c.aid)
+        .values(status=AttemptStatus.submitted, ended_at=now, started_at=sa.func.coalesce(_t.started_at, now),
+                n_correct=counts.c.n, score=centi / 100.0, band=_band_case(centi, bands))
+    )

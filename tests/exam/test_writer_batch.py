@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from server.core.timeutil import as_utc, now_utc
 from server.exam import operations as exam_ops
+from server.exam import scoring
 from server.exam.delivery import ANSWER, SUBMIT, Pending, write_batch
 from server.exam.models import Answer, Attempt, AttemptStatus
 from server.exam.papers import load_code
@@ -121,18 +122,18 @@ def test_submissions_of_both_codes_are_scored_in_one_statement(opened):
     b = next(x for x in attempts if x.code_id != a.code_id)
     batch = [_answer(a, 0, 1), _answer(a, 1, 1, right=False), _answer(b, 0, 1), _answer(b, 1, 1), _answer(b, 2, 1)]
     batch += [Pending(SUBMIT, a.id, a.user_id, a.code_id), Pending(SUBMIT, b.id, b.user_id, b.code_id)]
-    scoring = []
+    scored = []
 
     def seen(conn, cursor, statement, *args):
         if statement.lstrip().upper().startswith(("WITH", "UPDATE")) and "counted" in statement:
-            scoring.append(statement)
+            scored.append(statement)
 
     sa.event.listen(db.engine, "before_cursor_execute", seen)
     try:
         results = _run(batch)
     finally:
         sa.event.remove(db.engine, "before_cursor_execute", seen)
-    assert len(scoring) == 1
+    assert len(scored) == 1
     assert [results[5]["n_correct"], results[6]["n_correct"]] == [1, 3]
     n = load_code(a.code_id).n_questions
     assert results[6]["score"] == round(10 * 3 / n, 2) and results[6]["status"] == "submitted"
@@ -187,8 +188,10 @@ def test_own_transaction_answers_in_two_round_trips_and_committed(own_tx):
     batch = [_answer(a, 0, 1), _answer(a, 1, 1), _answer(b, 0, 1)]
     results, outside_tx = _run_own(engine, batch)
     assert all(r["ok"] for r in results)
-    # BEGIN with the row locks, COMMIT with the upsert (and START of the pending attempts)
-    assert len(sent) == 3 and sent[0].startswith("BEGIN;") and sent[-1].rstrip().endswith("; COMMIT")
+    # BEGIN with the row locks; START of the pending attempts, the upsert and COMMIT together
+    assert len(sent) == 2 and sent[0].startswith("BEGIN;")
+    assert sent[1].startswith("UPDATE attempt SET status") and "INSERT INTO answer" in sent[1]
+    assert sent[1].rstrip().endswith("; COMMIT")
     assert outside_tx  # no transaction left open: now() is this statement's own time
     # committed: another connection sees the answers
     assert _stored(a.id) == {batch[0].question_id: (batch[0].choice_id, 1), batch[1].question_id: (batch[1].choice_id, 1)}
@@ -196,18 +199,51 @@ def test_own_transaction_answers_in_two_round_trips_and_committed(own_tx):
     sent.clear()
     results, _ = _run_own(engine, [_answer(a, 2, 1)])
     assert results[0]["ok"] and len(sent) == 2  # an attempt already started: lock + upsert
+    assert sent[1].startswith("INSERT INTO answer")
 
 
 def test_own_transaction_submission_and_refusals_end_their_transaction(own_tx):
     _, (a, b, *_), engine, sent = own_tx
     results, outside_tx = _run_own(engine, [_answer(a, 0, 1), Pending(SUBMIT, a.id, a.user_id, a.code_id)])
     assert results[1]["ok"] and results[1]["n_correct"] == 1 and outside_tx
-    assert sent[-1] == "COMMIT"  # after the scoring UPDATE … RETURNING
+    # two round trips: the locks, then the upsert, the scoring, COMMIT and the read of the
+    # result after it (psycopg2 returns the last statement's rows)
+    assert len(sent) == 2
+    head, tail = sent[1].split("; COMMIT; ")
+    assert "INSERT INTO answer" in head and "counted" in head and tail.startswith("SELECT attempt.id")
     assert db.session.get(Attempt, a.id).status == AttemptStatus.submitted
     stranger = _answer(b, 0, 1)
     stranger.user_id = a.user_id
     results, outside_tx = _run_own(engine, [stranger])
     assert results[0]["error"]["code"] == "attempt.not_yours" and outside_tx and _stored(b.id) == {}
+
+
+def test_own_transaction_two_scoring_rules_in_one_round_trip(own_tx):
+    """Submissions of two exams with other lengths and bands in one batch: each scored by
+    its own exam's rule, in the same round trip, with no parameter of one taken for the
+    other's."""
+    world, (a, *_), engine, sent = own_tx
+    other = exam_ops.create_exam("Bài thi thứ hai", {world.topics[0].id: 2}, duration_minutes=30, n_codes=1, seed=7)
+    other.bands = [["Đạt", 5], ["Chưa đạt", 0]]
+    exam_ops.schedule_exam(other)
+    exam_ops.open_exam(other.id)
+    db.session.commit()
+    b = db.session.scalars(sa.select(Attempt).where(Attempt.exam_id == other.id).order_by(Attempt.id)).first()
+    batch = [_answer(a, 0, 1), _answer(a, 1, 1, right=False), _answer(b, 0, 1), _answer(b, 1, 1, right=False),
+             Pending(SUBMIT, a.id, a.user_id, a.code_id), Pending(SUBMIT, b.id, b.user_id, b.code_id)]
+    results, outside_tx = _run_own(engine, batch)
+    assert outside_tx and len(sent) == 2 and sent[1].count("counted") >= 4
+    n_a = load_code(a.code_id).n_questions
+    assert n_a != 2
+    score_a = scoring.score(1, n_a)
+    assert (results[4]["n_correct"], results[4]["score"], results[4]["band"]) == (
+        1, score_a, scoring.band(score_a, scoring.DEFAULT_BANDS))
+    assert (results[5]["n_correct"], results[5]["score"], results[5]["band"], results[5]["n_questions"]) == (
+        1, 5.0, "Đạt", 2)
+    stored = {r.id: (r.status, r.score, r.band) for r in db.session.execute(
+        sa.select(Attempt.id, Attempt.status, Attempt.score, Attempt.band).where(Attempt.id.in_([a.id, b.id])))}
+    assert stored == {a.id: (AttemptStatus.submitted, score_a, scoring.band(score_a, scoring.DEFAULT_BANDS)),
+                      b.id: (AttemptStatus.submitted, 5.0, "Đạt")}
 
 
 def test_own_transaction_failure_writes_nothing_and_the_lane_goes_on(own_tx, app_ctx_writer):
@@ -227,3 +263,22 @@ def test_own_transaction_failure_writes_nothing_and_the_lane_goes_on(own_tx, app
         assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "2s"  # set on connect, kept
     writer._write([good], GRACE)
     assert good.result["ok"] and _stored(a.id) == {good.question_id: (good.choice_id, 1)}
+
+
+def test_driver_sql_renames_binds_and_processes_constants():
+    """A construct as psycopg2's own SQL: its constants under suffixed names with their
+    stored values (an enum member becomes its string), the caller's binds renamed too
+    unless shared, and a driver of another parameter style refused."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from server.core.driver_sql import driver_sql
+
+    t = Attempt.__table__.c
+    stmt = (sa.update(Attempt.__table__).where(t.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Integer))))
+            .values(status=AttemptStatus.closed, ended_at=sa.bindparam("now"), n_correct=7))
+    sql, constants = driver_sql(stmt, postgresql.psycopg2.dialect(), "_x", shared=("now",))
+    assert "%(ids_x)s" in sql and "%(now)s" in sql and "%(ids)s" not in sql
+    assert sorted(constants.values(), key=str) == [7, "closed"]
+    assert all(name.endswith("_x") and f"%({name})s" in sql for name in constants)
+    with pytest.raises(ValueError):
+        driver_sql(stmt, sqlite.pysqlite.dialect(), "_x")
