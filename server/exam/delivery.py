@@ -266,10 +266,10 @@ def write_batch(conn: Connection, batch: list[Pending], now: datetime, grace: ti
 
     In the caller's transaction, or with `own_transaction` (PostgreSQL, an autocommit
     connection) in one it opens and commits itself, inside the statements it sends
-    anyway: BEGIN goes with the row locks and COMMIT with the answers' upsert, so a batch
-    of answers is two round trips instead of four (psycopg2 sends BEGIN on its own, and
-    each round trip of a lane waits for a turn of the busy event loop). If this raises,
-    the caller must send ROLLBACK."""
+    anyway: BEGIN goes with the row locks, and everything after them with COMMIT in one
+    string (`_finish_in_one_round_trip`), so any batch is two round trips (psycopg2
+    would send BEGIN on its own, and each round trip of a lane waits for a turn of the
+    busy event loop). If this raises, the caller must send ROLLBACK."""
     live = []
     for it in batch:
         if it.cancelled:
