@@ -24,7 +24,6 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from ..core.driver_sql import driver_sql
@@ -400,9 +399,8 @@ def _submit(conn: Connection, items: list[Pending], now: datetime) -> dict[int, 
 # That state is read after the COMMIT, in its own statement, which is what lets the
 # scoring's results come back in the same round trip: a submitted attempt's row changes
 # no more (an organizer's later pause or extension leaves ended attempts alone).
-_ID_ARRAY = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Integer))
-_START_ANY = _start_update(_t.id == sa.any_(_ID_ARRAY))
-_SUBMITTED_OF = sa.select(*grading.SUBMITTED).where(_t.id == sa.any_(_ID_ARRAY))
+_START_ANY = _start_update(_t.id == sa.any_(grading.ID_ARRAY))
+_SUBMITTED_OF = sa.select(*grading.SUBMITTED).where(_t.id == sa.any_(grading.ID_ARRAY))
 _pg_sql: dict[str, tuple[str, dict]] = {}
 
 

@@ -27,9 +27,9 @@ CHUNK = 1000
 
 _t = Attempt.__table__.c
 _IDS = sa.bindparam("ids", expanding=True)
-# On PostgreSQL the ids travel as one array: `id = ANY(:ids)` is one fixed statement,
-# where an expanding IN is rendered again for every batch's number of ids.
-_ID_ARRAY = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Integer))
+#: On PostgreSQL the ids travel as one array: `id = ANY(:ids)` is one fixed statement,
+#: where an expanding IN is rendered again for every batch's number of ids.
+ID_ARRAY = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Integer))
 # Built once, with bound parameters: the close at the deadline and every submission
 # reuse them without SQLAlchemy building or keying a statement again.
 _COUNT_CORRECT = (
@@ -133,7 +133,7 @@ def _submit_update(n_questions: int, bands: Sequence[Sequence], id_array: bool) 
     a = Answer.__table__.c
     correct = (sa.select(sa.func.count()).where(a.attempt_id == _t.id, a.is_correct.is_(True))
                .scalar_subquery())
-    picked = _t.id == sa.any_(_ID_ARRAY) if id_array else _t.id.in_(_IDS)
+    picked = _t.id == sa.any_(ID_ARRAY) if id_array else _t.id.in_(_IDS)
     # MATERIALIZED: PostgreSQL would otherwise pull the derived table up into the
     # UPDATE and run the count once per use of n (six times).
     counts = (sa.select(_t.id.label("aid"), correct.label("n")).where(picked)
