@@ -89,6 +89,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     p.add_argument("--hub-launcher", default=None, help="run this script instead of `python -m server` (bench/hub_debug.py)")
     p.add_argument("--keep-log", default=None, help="copy the hub log here")
+    p.add_argument("--ack-keys", default=None,
+                   help="write every ok ack's (attempt_id, seq or -1 for a submission, sent wall, acked wall) here, "
+                        "to join with the hub's HUB_DEBUG_HOPS stamps (bench/hops.py)")
     p.add_argument("--json", default=None, help="write all figures (and raw summaries) here")
     p.add_argument("--seed", type=int, default=1)
     return p.parse_args(argv)
@@ -171,6 +174,16 @@ def per_second(samples: list[tuple[float, float, str]], t0: float, t1: float) ->
         if t0 <= t < t1:
             buckets.setdefault(int(t - t0), []).append(lat)
     return [(s, len(v), round(pct(v, 0.99) * 1000, 1)) for s, v in sorted(buckets.items())]
+
+
+def lag_per_second(lags: list[tuple[float, float]], t0: float, t1: float) -> list[tuple[int, float]]:
+    """(second, largest loop lag ms) timeline of the workers' lag samples (wall time, lag s)."""
+    worst: dict[int, float] = {}
+    for t, lag in lags:
+        if t0 <= t < t1:
+            s = int(t - t0)
+            worst[s] = max(worst.get(s, 0.0), lag)
+    return [(s, round(v * 1000, 1)) for s, v in sorted(worst.items())]
 
 
 # --------------------------------------------------------------------------------
@@ -279,7 +292,7 @@ def run(args: argparse.Namespace) -> dict:
             "rate": args.rate, "n_total": n_total, "burst_seconds": args.burst_seconds, "burst_share": args.burst_share,
             "burst_per_learner": burst_per_learner, "submit_share": args.submit_share, "change_prob": args.change_prob,
             "tail_seconds": 1.0, "submit_model": args.submit_model, "grace": args.grace, "close_timeout": 120.0, "start_timeout": 120.0,
-            "hard_timeout": exam_s + args.grace + 300,
+            "hard_timeout": exam_s + args.grace + 300, "ack_keys": bool(args.ack_keys),
         }
         workers.send("run", run_params)
         time.sleep(1.0)
@@ -328,6 +341,7 @@ def run(args: argparse.Namespace) -> dict:
             snap_burst.start()
         t_phase["open"] = t_open_wall
         burst_start = deadline - args.burst_seconds
+        res["wall"] = {"open": t_open_wall, "burst_start": burst_start, "deadline": deadline}
         log(f"exam open; deadline in {deadline - time.time():.0f}s; burst from {args.burst_seconds:.0f}s before")
 
         # 5/6. the deadline and the close ------------------------------------------------
@@ -347,6 +361,9 @@ def run(args: argparse.Namespace) -> dict:
         runs = workers.gather("run", exam_s + args.grace + 400)
         t_phase["done"] = time.time()
         res.update(summarize_run(runs, t_open, t_open_wall, burst_start, deadline, args))
+        if args.ack_keys:
+            Path(args.ack_keys).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.ack_keys).write_text(json.dumps([k for r in runs for k in r["ack_keys"]]))
         if snap_burst is not None:
             from snapshot_burst import ack_windows
 
@@ -555,7 +572,10 @@ def summarize_run(runs: list[dict], t_open: float, t_open_wall: float, burst_sta
         "client": {"events": dict(ev), "disconnects": dict(disc),
                    "disconnect_info": [d for r in runs for d in r.get("disconnect_info", [])][:100],
                    "disconnect_times_after_open_s": sorted(round(t - t_open_wall, 1) for r in runs for t in r["disconnect_times"])[:200], "reconnects": sum(r["reconnects"] for r in runs),
-                   "loop_lag": [r["lag"] for r in runs], "workers_cpu_s": [round(r["cpu"], 1) for r in runs]},
+                   "loop_lag": [r["lag"] for r in runs], "workers_cpu_s": [round(r["cpu"], 1) for r in runs],
+                   # the simulated learners' own loops in the burst: per second, the largest lag of any
+                   # worker's 50 ms sleep (an ack that arrives while its loop is late is timed late).
+                   "loop_lag_burst_ms": lag_per_second([x for r in runs for x in r["lag_raw"]], burst_start, deadline)},
     }
     return out
 

@@ -13,6 +13,12 @@
   [late] t=<s> ms=<lag>   each single lag over HUB_DEBUG_LATE_MS (default 60), as it happens
   [up] t=<s> ms=<in the app> path=<p>   each POST of HUB_DEBUG_UPLOADS (default /api/snapshots)
 
+HUB_DEBUG_HOPS=<file>: every answer.save and attempt.submit is stamped (wall time) where it
+passes: its frame read off the websocket (r), the writer's save entered (e), its batch
+committed and the waiter woken (c), the handler resumed (w), its ack frame written (s).
+Appended to <file> as JSON lines [attempt_id, seq or -1, r, e, c, w, s] at every report;
+bench/hops.py joins them with the learners' own send and ack times (exam_load --ack-keys).
+
     .venv/bin/python bench/hub_debug.py --host 127.0.0.1 --port 5000   (same env as the hub)
     bench/exam_load.py --hub-launcher bench/hub_debug.py ...
 """
@@ -82,6 +88,104 @@ def instrument() -> None:
 
 
 start_sends: list = []
+
+HOPS = os.environ.get("HUB_DEBUG_HOPS")
+#: frame read, not yet in the writer: (attempt_id, seq) -> record; (ws id, ack id) -> record.
+hop_by_key: dict = {}
+hop_by_ack: dict = {}
+hop_done: list = []
+
+
+def _parse_event(msg):
+    """'42/exam,<ack id>["answer.save",{...}]' -> (ack id, key) for the writer's two events."""
+    if not msg.startswith("42/exam,"):
+        return None
+    j = 8
+    while j < len(msg) and msg[j].isdigit():
+        j += 1
+    if j == 8 or not (msg.startswith('["answer.save"', j) or msg.startswith('["attempt.submit"', j)):
+        return None
+    import json
+
+    try:
+        name, data = json.loads(msg[j:])[:2]
+        key = (int(data["attempt_id"]), int(data["seq"]) if name == "answer.save" else -1)
+    except Exception:  # noqa: BLE001 (bad input is the hub's to refuse, not the probe's)
+        return None
+    return int(msg[8:j]), key
+
+
+def instrument_hops() -> None:
+    from geventwebsocket.websocket import WebSocket
+
+    from server.exam import delivery
+
+    orig_receive, orig_send, orig_save = WebSocket.receive, WebSocket.send, delivery.AnswerWriter.save
+
+    def receive(self):
+        msg = orig_receive(self)
+        if isinstance(msg, str):
+            t = time.time()
+            parsed = _parse_event(msg)
+            if parsed is not None:
+                rec = [parsed[1][0], parsed[1][1], t, 0.0, 0.0, 0.0, 0.0]
+                hop_by_key[parsed[1]] = rec
+                hop_by_ack[(id(self), parsed[0])] = rec
+        return msg
+
+    def send(self, message, binary=None):
+        if isinstance(message, str) and message.startswith("43/exam,"):
+            j = 8
+            while j < len(message) and message[j].isdigit():
+                j += 1
+            rec = hop_by_ack.pop((id(self), int(message[8:j] or -1)), None)
+            if rec is not None:
+                rec[6] = time.time()
+                hop_done.append(rec)
+        return orig_send(self, message, binary)
+
+    def save(self, item, timeout=15.0):
+        rec = hop_by_key.pop((item.attempt_id, item.seq if item.kind == delivery.ANSWER else -1), None)
+        if rec is not None:
+            rec[3] = time.time()
+        out = orig_save(self, item, timeout)
+        if rec is not None:
+            rec[4] = getattr(item.done, "t_set", 0.0)
+            rec[5] = time.time()
+        return out
+
+    WebSocket.receive, WebSocket.send, delivery.AnswerWriter.save = receive, send, save
+
+
+def stamp_events() -> None:
+    """The writer's events remember when they were set (its batch committed)."""
+    from server.extensions import socketio
+
+    eio = socketio.server.eio
+    base = type(eio.create_event())
+
+    class Stamped(base):  # a subclass: gevent's compiled Event takes no new attributes
+        t_set = 0.0
+
+        def set(self):
+            self.t_set = time.time()
+            return super().set()
+
+    def create_event(*args, **kwargs):
+        return Stamped(*args, **kwargs)
+
+    eio.create_event = create_event
+
+
+def dump_hops() -> None:
+    import json
+
+    if not hop_done:
+        return
+    done = hop_done[:]
+    del hop_done[:len(done)]
+    with open(HOPS, "a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in done))
 
 
 _gc_t0 = [0.0, 0.0]
@@ -230,6 +334,8 @@ def reporter(app) -> None:
         d = {k: stats[k] - last[k] for k in stats}
         dc = {k: closes[k] - last_closes[k] for k in closes if closes[k] - last_closes[k]}
         last, last_closes = collections.Counter(stats), collections.Counter(closes)
+        if HOPS:
+            dump_hops()
         if start_sends:
             print(f"[start] sent to {len(start_sends)} sockets from {start_sends[0] - T0:.3f} to "
                   f"{start_sends[-1] - T0:.3f} ({(start_sends[-1] - start_sends[0]) * 1000:.0f} ms)", flush=True)
@@ -246,9 +352,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=5000)
     args = parser.parse_args()
     instrument()
+    if HOPS:
+        instrument_hops()
     from server import create_app
 
     app = create_app()
+    if HOPS:
+        stamp_events()
     from server.exam import notify
 
     orig_started = notify.exam_started
