@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import psutil  # noqa: E402
 
-from hubctl import PY, ROOT, BenchDB, Hub, Organizer, PgActivity, Sampler, free_port, hub_env, pct, prepare  # noqa: E402
+from hubctl import PY, ROOT, BenchDB, CpuCap, Hub, Organizer, PgActivity, Sampler, free_port, hub_env, pct, prepare  # noqa: E402
 from learners import raise_fd_limit, worker_main  # noqa: E402
 
 mono = time.monotonic
@@ -89,6 +89,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     p.add_argument("--hub-launcher", default=None, help="run this script instead of `python -m server` (bench/hub_debug.py)")
     p.add_argument("--keep-log", default=None, help="copy the hub log here")
+    p.add_argument("--hub-cpu-max", type=float, default=0.0,
+                   help="cap the hub process at this many cores (cgroup v1 cpu quota, 10 ms periods; needs root): "
+                        "a slower machine's hub on this one (0: no cap)")
     p.add_argument("--ack-keys", default=None,
                    help="write every ok ack's (attempt_id, seq or -1 for a submission, sent wall, acked wall) here, "
                         "to join with the hub's HUB_DEBUG_HOPS stamps (bench/hops.py)")
@@ -198,7 +201,7 @@ def run(args: argparse.Namespace) -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         "args": vars(args), "machine": {"cores": psutil.cpu_count(), "ram_gb": round(psutil.virtual_memory().total / 2**30, 1)},
     }
-    hub = camera = workers = sampler = spy = pga = None
+    hub = camera = workers = sampler = spy = pga = cap = None
     t_phase: dict[str, float] = {}
     try:
         # 1. database ------------------------------------------------------------
@@ -221,6 +224,9 @@ def run(args: argparse.Namespace) -> dict:
         # 2. hub -----------------------------------------------------------------
         port = free_port()
         hub = Hub(env, port, tmp / "hub.log", args.hub_launcher).start()
+        if args.hub_cpu_max > 0:
+            cap = CpuCap(hub.pid, args.hub_cpu_max)
+            log(f"hub capped at {args.hub_cpu_max} core")
         org = Organizer(hub.url)
         org.login()
         snap_burst = None
@@ -422,8 +428,12 @@ def run(args: argparse.Namespace) -> dict:
             camera.stop()
             if args.keep_log:
                 shutil.copy(camera.log_path, str(args.keep_log) + ".camera.log")
+        if cap is not None:
+            res["hub_cpu_cap"] = cap.stats()
         if hub is not None:
             hub.stop()
+        if cap is not None:
+            cap.remove()
             if args.keep_log:
                 shutil.copy(hub.log_path, args.keep_log)
             if spy is not None and (tmp / "hub-profile.txt").exists() and args.keep_log:

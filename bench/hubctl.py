@@ -192,6 +192,47 @@ class Hub:
                 "tail": "\n".join(lines[-40:]) if tracebacks or errors else ""}
 
 
+class CpuCap:
+    """Caps one process at `cores` of CPU time, checked every `period_us` (Linux cgroup v1's
+    cpu controller under /sys/fs/cgroup/cpu; needs root): the hub of a slower or busier
+    machine, on this one. Its children started before the cap (the analysis processes)
+    are not capped. Bench only."""
+
+    ROOT = Path("/sys/fs/cgroup/cpu")
+
+    def __init__(self, pid: int, cores: float, period_us: int = 10_000) -> None:
+        if not (self.ROOT / "cgroup.procs").exists():
+            raise RuntimeError(f"no cgroup v1 cpu controller at {self.ROOT}: --hub-cpu-max needs one")
+        self.cores, self.period_us = cores, period_us
+        self.path = self.ROOT / f"diemcau_bench_{os.getpid()}_{pid}"
+        self.path.mkdir()
+        (self.path / "cpu.cfs_period_us").write_text(str(period_us))
+        (self.path / "cpu.cfs_quota_us").write_text(str(int(cores * period_us)))
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def stats(self) -> dict:
+        """Periods, how many of them throttled the hub, and for how long in all."""
+        try:
+            raw = dict(line.split() for line in (self.path / "cpu.stat").read_text().splitlines())
+        except OSError:
+            return {}
+        return {"cores": self.cores, "period_us": self.period_us, "nr_periods": int(raw.get("nr_periods", 0)),
+                "nr_throttled": int(raw.get("nr_throttled", 0)),
+                "throttled_s": round(int(raw.get("throttled_time", 0)) / 1e9, 2)}
+
+    def remove(self) -> None:
+        """Hands any process left in it back to the root group, then removes it."""
+        try:
+            for pid in (self.path / "cgroup.procs").read_text().split():
+                try:
+                    (self.ROOT / "cgroup.procs").write_text(pid)
+                except OSError:
+                    pass
+            self.path.rmdir()
+        except OSError:
+            pass
+
+
 # the organizer -----------------------------------------------------------------
 def _csrf(html: str, field: str = "csrf_token") -> str:
     f = re.escape(field)

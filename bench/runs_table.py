@@ -3,7 +3,7 @@
     .venv/bin/python bench/runs_table.py bench/results/s7/*.json
 
 Columns: burst ack p99, seconds of the burst over 250 ms (with the worst second), submit p99,
-the last second's ack p99, the hub's and the learners' cores in the steady phase and in the
+the last full second's ack p99, the hub's and the learners' cores in the steady phase and in the
 burst, the learners' worst loop lag in the burst, the cameras' move of the p99, acked
 answers missing from the database, and close-allowed → results.xlsx.
 """
@@ -30,12 +30,14 @@ def row(name: str, r: dict) -> str:
     over = [(s, p) for s, _, p in tl if p > 250]
     worst = max(over, key=lambda x: x[1]) if over else None
     lag = g(r, "client", "loop_lag_burst_ms", default=[]) or []
+    cap = g(r, "hub_cpu_cap", "cores")
     cells = [
-        name,
+        name + (f" (hub ≤ {cap} core)" if cap else ""),
         g(r, "acks", "burst", "p99_ms"),
         f"{len(over)}" + (f" ({worst[0]}s: {worst[1]:.0f})" if worst else ""),
         g(r, "submit", "latency", "p99_ms"),
-        tl[-1][2] if tl else None,
+        # the last second the learners sent in (a second after the deadline holds a few stragglers)
+        next((p for _, n, p in reversed(tl) if n >= 100), None),
         f"{g(r, 'cpu', 'steady', 'hub_cores')} / {g(r, 'cpu', 'burst', 'hub_cores')}",
         f"{g(r, 'cpu', 'steady', 'workers_cores')} / {g(r, 'cpu', 'burst', 'workers_cores')}",
         max((v for _, v in lag), default=None),
