@@ -432,12 +432,12 @@ def run(args: argparse.Namespace) -> dict:
             res["hub_cpu_cap"] = cap.stats()
         if hub is not None:
             hub.stop()
-        if cap is not None:
-            cap.remove()
             if args.keep_log:
                 shutil.copy(hub.log_path, args.keep_log)
             if spy is not None and (tmp / "hub-profile.txt").exists() and args.keep_log:
                 shutil.copy(tmp / "hub-profile.txt", str(args.keep_log) + ".spy.txt")
+        if cap is not None:
+            cap.remove()
         db.drop()
         shutil.rmtree(tmp, ignore_errors=True)
     return res

@@ -23,12 +23,9 @@ import argparse
 import json
 from pathlib import Path
 
+from hubctl import pct
+
 HOPS = ("in", "dispatch", "writer", "wake", "out", "back")
-
-
-def pct(values: list[float], q: float) -> float:
-    v = sorted(values)
-    return v[min(len(v) - 1, int(len(v) * q))] if v else 0.0
 
 
 def join(hub_lines: list[list], keys: list[list], t0: float, t1: float) -> list[dict]:

@@ -35,6 +35,7 @@ realtime.patch()
 
 import argparse  # noqa: E402
 import collections  # noqa: E402
+import json  # noqa: E402
 import time  # noqa: E402
 
 import engineio.socket as eio_socket  # noqa: E402
@@ -96,23 +97,27 @@ hop_by_ack: dict = {}
 hop_done: list = []
 
 
+def _ack_id(msg: str) -> tuple[int, int]:
+    """The ack id after '42/exam,' or '43/exam,' (-1 if none), and where its digits end."""
+    j = 8
+    while j < len(msg) and msg[j].isdigit():
+        j += 1
+    return (int(msg[8:j]) if j > 8 else -1), j
+
+
 def _parse_event(msg):
     """'42/exam,<ack id>["answer.save",{...}]' -> (ack id, key) for the writer's two events."""
     if not msg.startswith("42/exam,"):
         return None
-    j = 8
-    while j < len(msg) and msg[j].isdigit():
-        j += 1
-    if j == 8 or not (msg.startswith('["answer.save"', j) or msg.startswith('["attempt.submit"', j)):
+    ack, j = _ack_id(msg)
+    if ack < 0 or not (msg.startswith('["answer.save"', j) or msg.startswith('["attempt.submit"', j)):
         return None
-    import json
-
     try:
         name, data = json.loads(msg[j:])[:2]
         key = (int(data["attempt_id"]), int(data["seq"]) if name == "answer.save" else -1)
     except Exception:  # noqa: BLE001 (bad input is the hub's to refuse, not the probe's)
         return None
-    return int(msg[8:j]), key
+    return ack, key
 
 
 def instrument_hops() -> None:
@@ -135,10 +140,7 @@ def instrument_hops() -> None:
 
     def send(self, message, binary=None):
         if isinstance(message, str) and message.startswith("43/exam,"):
-            j = 8
-            while j < len(message) and message[j].isdigit():
-                j += 1
-            rec = hop_by_ack.pop((id(self), int(message[8:j] or -1)), None)
+            rec = hop_by_ack.pop((id(self), _ack_id(message)[0]), None)
             if rec is not None:
                 rec[6] = time.time()
                 hop_done.append(rec)
@@ -178,8 +180,6 @@ def stamp_events() -> None:
 
 
 def dump_hops() -> None:
-    import json
-
     if not hop_done:
         return
     done = hop_done[:]

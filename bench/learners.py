@@ -110,8 +110,8 @@ class Worker:
         self.disconnect_times: list[float] = []
         self.disconnect_info: list[dict] = []
         #: (attempt_id, seq or -1 for the submission, t_send_wall, t_ack_wall) of every ok ack,
-        #: for bench/hops.py to join with the hub's own stamps (returned when the run asks).
-        self.keys: list[tuple[int, int, float, float]] = []
+        #: for bench/hops.py to join with the hub's own stamps; None unless the run asks.
+        self.keys: Optional[list[tuple[int, int, float, float]]] = None
 
     # plumbing -----------------------------------------------------------------
     async def main(self) -> None:
@@ -355,7 +355,8 @@ class Worker:
             L.unacked.pop(key, None)
             if value.get("ok"):
                 self.ack_samples.append((t_wall, mono() - t0, phase))
-                self.keys.append((L.attempt_id, key, t_wall, time.time()))
+                if self.keys is not None:
+                    self.keys.append((L.attempt_id, key, t_wall, time.time()))
                 q = payload["question_id"]
                 old = L.acked.get(q)
                 if old is None or old[0] < payload["seq"]:
@@ -426,7 +427,8 @@ class Worker:
                 ack = await L.conn.call("attempt.submit", {"attempt_id": L.attempt_id, "confirm": True}, timeout=30.0)
                 if ack and ack.get("ok"):
                     self.submit_samples.append((t_wall, mono() - t0))
-                    self.keys.append((L.attempt_id, -1, t_wall, time.time()))
+                    if self.keys is not None:
+                        self.keys.append((L.attempt_id, -1, t_wall, time.time()))
                     L.submitted = True
                     L.result = ack
                     L.done = True
@@ -461,6 +463,8 @@ class Worker:
 
     async def run_exam(self, p: dict) -> dict:
         self.reset_samples()
+        if p.get("ack_keys"):
+            self.keys = []
         self.running = True
         stop = asyncio.Event()
         lagger = asyncio.create_task(self._lag_monitor(stop))
@@ -511,7 +515,7 @@ class Worker:
             "lag_raw": self.lag,
             "cpu": cpu1 - cpu0,
             "phase_bounds": self.phase_bounds,
-            "ack_keys": self.keys if p.get("ack_keys") else [],
+            "ack_keys": self.keys or [],
         }
 
     # probe (slow_query) --------------------------------------------------------
